@@ -27,9 +27,6 @@ from neurosheet.errors import NeurosheetError
 KERNELS = ("auto", "csr", "dense")
 DENSE_ABOVE = 0.25  # density from which the dense product wins (measured, N = 1024, 2 threads)
 
-# torch marks sparse CSR as beta and warns once per process; the structure is built by us.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,11 +86,9 @@ class EdgeOperator:
             self.dense = self.dense.index_put((s.post, s.pre), values)
         else:
             v = values.detach()
-            self.w = torch.sparse_csr_tensor(s.indptr, s.indices, v, s.shape)
-            self.wt = torch.sparse_csr_tensor(s.t_indptr, s.t_indices, v[s.t_perm],
-                                              (s.shape[1], s.shape[0]))
-            self.pattern = torch.sparse_csr_tensor(s.indptr, s.indices, torch.zeros_like(v),
-                                                   s.shape)
+            self.w = _csr(s.indptr, s.indices, v, s.shape)
+            self.wt = _csr(s.t_indptr, s.t_indices, v[s.t_perm], (s.shape[1], s.shape[0]))
+            self.pattern = _csr(s.indptr, s.indices, torch.zeros_like(v), s.shape)
 
     def __call__(self, r: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
         """``W @ r (+ add)`` for ``r`` of shape ``[cols, B]``; differentiable in all inputs."""
@@ -127,3 +122,12 @@ class _CsrMatmul(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_add = grad if len(ctx.add_shape) else grad.sum().reshape(())
         return grad_v, grad_r, grad_add, None, None, None
+
+
+def _csr(indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor,
+         shape: tuple[int, int]) -> torch.Tensor:
+    """A sparse CSR tensor on a structure we built (valid by construction: no checks, no
+    "beta" warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(indptr, indices, values, shape, check_invariants=False)
