@@ -233,7 +233,8 @@ def render(params: dict[str, np.ndarray], rng: np.random.Generator | None,
     seq_dir = TABLE["seq_dir"][params["task_id"]]
     labels = 1 + (params["target"] + seq_dir * step) % N_RING
     targets = np.where(decision & params["respond"], labels, 0).astype(np.int64)
-    return Trials(obs, targets, decision, lengths.astype(np.int64), dur, dict(params))
+    return Trials(obs, targets, decision, lengths.astype(np.int64), dur,
+                  {**params, "durations": dur})
 
 
 def generate(task_ids: np.ndarray, rng: np.random.Generator, noise: bool = True) -> Trials:
