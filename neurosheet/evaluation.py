@@ -52,12 +52,16 @@ def rate_backend(circuit: Circuit, substeps: int | None = None, device: str = "c
 register_backend("rate", rate_backend)
 
 
-def heldout_batches(tasks: tuple[str, ...], trials: int, seed: int) -> dict[str, Any]:
-    """A fixed set of ``trials`` held-out trials per task (same seed -> same trials)."""
+def heldout_batches(tasks: tuple[str, ...], trials: int, seed: int,
+                    rule_inputs: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A fixed set of ``trials`` held-out trials per task (same seed -> same trials).
+
+    ``rule_inputs``: the rule channels the network was trained with (default ``tasks``).
+    """
     from neurosheet.tasks import TrialSampler
 
-    sampler = TrialSampler(tasks, seed=seed)
-    return {name: sampler.sample_task(name, trials) for name in tasks}
+    sampler = TrialSampler(tasks, seed=seed, rule_inputs=rule_inputs)
+    return {name: sampler.sample_task(name, trials) for name in sampler.tasks}
 
 
 def score_batches(logits_fn: LogitsFn, batches: dict[str, Any],
@@ -68,8 +72,8 @@ def score_batches(logits_fn: LogitsFn, batches: dict[str, Any],
     per_task: dict[str, dict[str, float]] = {}
     for name, batch in batches.items():
         logits = logits_fn(batch.inputs)
-        per_task[name] = score(logits, batch, tasks)["per_task"][name]
-    mean = {m: float(np.mean([v[m] for v in per_task.values()])) for m in METRICS}
+        per_task[name] = score(logits, batch, tuple(batches))["per_task"][name]
+    mean = {m: float(np.nanmean([v[m] for v in per_task.values()])) for m in METRICS}
     return {"per_task": per_task, "mean": mean}
 
 
@@ -78,15 +82,18 @@ def evaluate_circuit(circuit: Circuit, tasks: tuple[str, ...], trials: int = 64,
     """Evaluate ``circuit`` on held-out trials of ``tasks`` with ``backend``."""
     if backend not in _BACKENDS:
         raise NeurosheetError(unknown_name_message("backend", backend, _BACKENDS))
+    from neurosheet.tasks import resolve_tasks
+
+    tasks = resolve_tasks(list(tasks))
     missing = [t for t in tasks if t not in circuit.tasks]
-    if circuit.tasks and missing:
+    if missing:
+        more = ", ..." if len(circuit.tasks) > 8 else ""
         raise NeurosheetError(
             f"the network was not trained on {', '.join(missing[:5])} "
-            f"(its rule inputs are: {', '.join(circuit.tasks[:8])}...)"
+            f"(its tasks: {', '.join(circuit.tasks[:8])}{more})"
         )
-    logits_fn = _BACKENDS[backend](circuit, **options)
-    result = score_batches(_with_rule_inputs(logits_fn, circuit, tasks),
-                           heldout_batches(tasks, trials, seed), tasks)
+    batches = heldout_batches(tasks, trials, seed, rule_inputs=circuit.tasks)
+    result = score_batches(_BACKENDS[backend](circuit, **options), batches, tasks)
     result.update(backend=backend, trials=trials, seed=seed)
     return result
 
@@ -96,20 +103,3 @@ def evaluate_run(run_dir: str | Path, tasks: tuple[str, ...] | None = None, tria
     """Evaluate the circuit of a run directory (on its own tasks unless ``tasks`` is given)."""
     circuit = load_run_circuit(run_dir)
     return evaluate_circuit(circuit, tasks or circuit.tasks, trials, seed, backend, **options)
-
-
-def _with_rule_inputs(logits_fn: LogitsFn, circuit: Circuit, tasks: tuple[str, ...]) -> LogitsFn:
-    """Map inputs built for ``tasks`` onto the rule-input layout the circuit was trained with."""
-    if not circuit.tasks or tuple(tasks) == tuple(circuit.tasks):
-        return logits_fn
-    from neurosheet.tasks import N_OBS
-
-    cols = [circuit.tasks.index(t) for t in tasks]
-
-    def run(inputs: np.ndarray) -> np.ndarray:
-        full = np.zeros((*inputs.shape[:2], circuit.n_inputs), dtype=inputs.dtype)
-        full[..., :N_OBS] = inputs[..., :N_OBS]
-        full[..., [N_OBS + c for c in cols]] = inputs[..., N_OBS:]
-        return logits_fn(full)
-
-    return run

@@ -186,7 +186,8 @@ def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: in
         preset = with_overrides(preset, {"training": {"steps": steps}}, "--steps")
     tc = preset.training
     suite = load_suite(suite_name)
-    tasks = tuple(suite.tasks)
+    sampler = TrialSampler(suite.tasks, seed=seed, weights=suite.weights)
+    tasks = sampler.tasks  # canonical names (aliases resolved): the circuit's rule inputs
     config = resolved_config(preset, preset_name, suite_name, tasks, seed)
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -204,7 +205,6 @@ def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: in
             )
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    sampler = TrialSampler(tasks, seed=seed, weights=suite.weights)
     graph = make_graph(preset.sheet, sampler.n_inputs, N_OUT, seed)
     model = make_model(preset, graph, seed)
     noise = torch.Generator(device=device).manual_seed(seed)

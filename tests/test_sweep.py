@@ -23,6 +23,7 @@ batch = 4
 eval_every = 2
 eval_trials = 2
 checkpoint_every = 2
+threads = 1
 """
 
 

@@ -20,7 +20,7 @@ SUITE = "demo"
 def tiny(**training) -> ModelPreset:
     """A 36-neuron LM-RNN that trains in about a second."""
     t = {"steps": 12, "batch": 8, "lr": 0.003, "eval_every": 6, "eval_trials": 4,
-         "checkpoint_every": 4, "log_every": 1, **training}
+         "checkpoint_every": 4, "log_every": 1, "threads": 1, **training}
     return ModelPreset.model_validate({
         "sheet": {"n": 36, "rule": "radius", "density": 0.2},
         "dynamics": {"substeps": 2, "rec_noise": 0.05, "in_noise": 0.05},
@@ -147,3 +147,14 @@ def test_training_lowers_the_loss(tmp_path):
                    progress=False)
     ls = losses(result.run_dir)
     assert np.mean(ls[-5:]) < 0.8 * np.mean(ls[:5])
+
+
+def test_evaluate_a_subset_of_the_trained_tasks(tmp_path):
+    from neurosheet.tasks import load_suite
+
+    result = train(tmp_path / "r", tiny(steps=2), SUITE, seed=0, progress=False)
+    first = load_suite(SUITE).tasks[0]
+    ev = evaluate_run(result.run_dir, tasks=(first,), trials=4)
+    assert list(ev["per_task"]) == [first]
+    with pytest.raises(NeurosheetError, match="not trained on"):
+        evaluate_run(result.run_dir, tasks=("dnmc",), trials=4)
