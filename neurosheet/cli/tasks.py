@@ -87,6 +87,8 @@ def _show(args: argparse.Namespace) -> int:
     n = int(batch.lengths[0])
     durations = batch.info["durations"][0].tolist()
     labels = PERIOD_LABELS[row["family"]]
+    if row["family"] == "dm" and durations[3] == 0:  # DM without delay: one stimulus period
+        labels = ("fixation", "stimulus", "delay", "stim2", "decision")
     periods = [(labels[i] or PERIODS[i], int(d)) for i, d in enumerate(durations) if d > 0]
     trial = {"seed": args.seed, "mode": mode, "steps": n, "periods": dict(periods),
              "modality": info["modality"], "answer": info["answer"],
