@@ -184,8 +184,19 @@ def _run_ray(jobs: list[SweepJob], workers: int, address: str | None,
 
 
 # --------------------------------------------------------------------- results
-def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One line per (preset, target density): mean final accuracy, steps to criterion per seed."""
+def first_step_at(curve: dict[str, list], criterion: float) -> int | None:
+    """First evaluated step whose accuracy reaches ``criterion`` (None if never)."""
+    return next((s for s, a in zip(curve["steps"], curve["acc"], strict=True) if a >= criterion),
+                None)
+
+
+def aggregate(rows: list[dict[str, Any]], criterion: float | None = None) -> list[dict[str, Any]]:
+    """One line per (preset, target density): mean final accuracy, steps to criterion per seed.
+
+    ``criterion`` recomputes steps to criterion from the curves (default: each run's own).
+    ``auc`` is the mean held-out accuracy over all evaluation points: a speed measure that
+    needs no threshold.
+    """
     groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
     for r in rows:
         if "error" not in r:
@@ -193,7 +204,8 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table = []
     for (preset, target), group in groups.items():
         metric = group[0]["metric"]
-        reached = [r["steps_to_criterion"] for r in group]
+        reached = [r["steps_to_criterion"] if criterion is None
+                   else first_step_at(r["curve"], criterion) for r in group]
         hit = [s for s in reached if s is not None]
         table.append({
             "preset": preset, "target_density": target,
@@ -201,6 +213,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "seeds": [r["seed"] for r in group], "metric": metric,
             "final_mean": float(np.mean([r["final"][metric] for r in group])),
             "final_std": float(np.std([r["final"][metric] for r in group])),
+            "auc": float(np.mean([np.mean(r["curve"]["acc"]) for r in group])),
             "steps_to_criterion": reached,
             "reached": f"{len(hit)}/{len(group)}",
             "median_steps_to_criterion": float(np.median(hit)) if hit else None,
@@ -211,26 +224,28 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def format_table(table: list[dict[str, Any]], criterion: float | None = None) -> str:
     """Plain-text results table."""
     crit = f" (criterion {criterion:g})" if criterion is not None else ""
-    head = (f"{'preset':<16}{'density':>9}{'seeds':>6}{'final acc':>12}{'± sd':>7}"
+    head = (f"{'preset':<16}{'density':>9}{'seeds':>6}{'final acc':>12}{'± sd':>7}{'auc':>7}"
             f"{'reached':>9}  steps to criterion{crit}")
     lines = [head, "-" * len(head)]
     for t in table:
         steps = ", ".join("-" if s is None else str(s) for s in t["steps_to_criterion"])
         lines.append(f"{Path(t['preset']).stem:<16}{t['density']:>9.2%}{len(t['seeds']):>6}"
-                     f"{t['final_mean']:>12.3f}{t['final_std']:>7.3f}{t['reached']:>9}  {steps}")
+                     f"{t['final_mean']:>12.3f}{t['final_std']:>7.3f}{t['auc']:>7.3f}"
+                     f"{t['reached']:>9}  {steps}")
     return "\n".join(lines)
 
 
-def write_results(out_dir: str | Path, rows: list[dict[str, Any]]) -> dict[str, Path]:
+def write_results(out_dir: str | Path, rows: list[dict[str, Any]],
+                  criterion: float | None = None) -> dict[str, Path]:
     """``results.json`` (rows + table), ``results.csv`` (table) and the accuracy-vs-step plot."""
     from neurosheet.io import write_json, write_text
 
     out_dir = Path(out_dir)
-    table = aggregate(rows)
+    table = aggregate(rows, criterion)
     paths = {"json": write_json(out_dir / "results.json", {"runs": rows, "table": table})}
     buf = io.StringIO()
     fields = ["preset", "target_density", "density", "seeds", "metric", "final_mean",
-              "final_std", "reached", "median_steps_to_criterion", "steps_to_criterion"]
+              "final_std", "auc", "reached", "median_steps_to_criterion", "steps_to_criterion"]
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     for t in table:

@@ -43,6 +43,8 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, default=2, help="parallel runs (default 2)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads per run")
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--criterion", type=float,
+                   help="accuracy for steps-to-criterion in the table (default: presets' own)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     return p
 
@@ -58,14 +60,14 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=len(jobs), desc="sweep", unit="run", disable=args.json) as bar:
         rows = run_sweep(jobs, args.backend, args.workers, args.ray_address,
                          on_done=lambda _row: bar.update(1))
-    paths = write_results(args.out, rows)
+    paths = write_results(args.out, rows, args.criterion)
     errors = [r for r in rows if "error" in r]
     if args.json:
-        print_json({"table": aggregate(rows), "errors": errors,
+        print_json({"table": aggregate(rows, args.criterion), "errors": errors,
                     "files": {k: str(v) for k, v in paths.items()}})
         return 1 if errors else 0
-    crit = next((r["criterion"] for r in rows if "criterion" in r), None)
-    print(format_table(aggregate(rows), crit))
+    crit = args.criterion or next((r["criterion"] for r in rows if "criterion" in r), None)
+    print(format_table(aggregate(rows, args.criterion), crit))
     for r in errors:
         print(f"failed: {r['run_dir']}: {r['error']}")
     print(f"results: {paths['json']}, {paths['csv']}" +

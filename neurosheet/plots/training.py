@@ -34,10 +34,10 @@ def learning_curves_figure(records: list[dict[str, Any]], metric: str = "step_ac
 
 
 def sweep_figure(curves: list[dict[str, Any]], metric: str = "step_accuracy") -> Any:
-    """One panel per preset: mean held-out accuracy vs step, one colour per density.
+    """Mean held-out accuracy vs step: one colour per density, one line style per preset.
 
     ``curves`` items: ``{"preset", "density", "seed", "steps": [...], "acc": [...]}``.
-    Thin lines are seeds, thick lines their mean.
+    Thin lines are single seeds, thick lines their mean.
     """
     import matplotlib.pyplot as plt
 
@@ -46,20 +46,23 @@ def sweep_figure(curves: list[dict[str, Any]], metric: str = "step_accuracy") ->
     presets = sorted({c["preset"] for c in curves})
     densities = sorted({c["density"] for c in curves})
     cmap = plt.get_cmap("viridis")
-    colour = {d: cmap(i / max(1, len(densities) - 1)) for i, d in enumerate(densities)}
-    fig, axes = plt.subplots(1, len(presets), figsize=(4.5 * len(presets), 3.8), squeeze=False)
-    for ax, preset in zip(axes[0], presets, strict=True):
+    colour = {d: cmap(0.9 * i / max(1, len(densities) - 1)) for i, d in enumerate(densities)}
+    styles = ["-", "--", ":", "-."]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for k, preset in enumerate(presets):
         for d in densities:
             group = [c for c in curves if c["preset"] == preset and c["density"] == d]
             if not group:
                 continue
+            style = styles[k % len(styles)]
             for c in group:
-                ax.plot(c["steps"], c["acc"], color=colour[d], lw=0.6, alpha=0.5)
+                ax.plot(c["steps"], c["acc"], style, color=colour[d], lw=0.6, alpha=0.35)
             n = min(len(c["steps"]) for c in group)
             mean = np.mean([c["acc"][:n] for c in group], axis=0)
-            ax.plot(group[0]["steps"][:n], mean, color=colour[d], lw=2, label=f"{d:.1%}")
-        ax.set(title=preset, xlabel="training step", ylabel=f"held-out {metric.replace('_', ' ')}",
-               ylim=(0, 1.02))
-        ax.legend(title="density", fontsize=8)
+            ax.plot(group[0]["steps"][:n], mean, style, color=colour[d], lw=2,
+                    label=f"{preset} {d:.1%} (n={len(group)})")
+    ax.set(xlabel="training step", ylabel=f"held-out {metric.replace('_', ' ')} (mean over tasks)",
+           ylim=(0, 1.02), title="accuracy vs training step per density")
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
