@@ -64,8 +64,8 @@ class SnntorchBackend(SpikingBackend):
         k, beta, g = spiking.substeps, spiking.beta, spiking.g
         w_rec = self.recurrent_matrix(spiking, dtype)
         counts = np.zeros((steps, trials, n), dtype=np.int32)
-        rasters: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in
-                                                                     range(min(record, trials))]
+        n_rec = min(record, trials)
+        raster = torch.zeros((steps * k, n_rec, n), dtype=torch.bool, device=self.device)
         bar = tqdm(total=steps * trials, desc="snntorch", unit="trial-step", disable=not progress)
         # One neuron module per run (snntorch keeps a class-level list of instances).
         soma = snn.Leaky(beta=1.0, threshold=1.0, reset_mechanism="subtract", reset_delay=False)
@@ -87,20 +87,15 @@ class SnntorchBackend(SpikingBackend):
                         mem = mem.clamp(0.0, 1.0)
                         cnt += spk
                         if rec_here:
-                            b_idx, n_idx = torch.nonzero(spk[:rec_here], as_tuple=True)
-                            for b in range(rec_here):
-                                sel = n_idx[b_idx == b].cpu().numpy()
-                                rasters[lo + b][0].append(np.full(sel.size, t * k + j))
-                                rasters[lo + b][1].append(sel)
+                            raster[t * k + j, lo:lo + rec_here] = spk[:rec_here] > 0
                     counts[t, lo:hi] = cnt.cpu().numpy().astype(np.int32)
                     bar.update(hi - lo)
         bar.close()
         run_s = time.perf_counter() - t0
-        out_rasters = [
-            (np.concatenate(s) if s else np.zeros(0, np.int64),
-             np.concatenate(nn) if nn else np.zeros(0, np.int64))
-            for s, nn in rasters
-        ]
+        out_rasters = []
+        for b in range(n_rec):
+            step_idx, neuron_idx = np.nonzero(raster[:, b].cpu().numpy())
+            out_rasters.append((step_idx.astype(np.int64), neuron_idx.astype(np.int64)))
         return SpikeResult(
             backend=self.name, counts=counts, logits=spiking.decode(counts),
             sim_dt_ms=spiking.sim_dt_ms, substeps=k, rasters=out_rasters, build_s=0.0,
