@@ -89,14 +89,41 @@ def test_gate_catches_a_model_that_only_works_at_its_training_step():
     c = random_circuit(64, density=0.1, gain=2.0, params=RateParams("relu", 100.0, 50.0, 1),
                        seed=5)
     u = random_inputs(12, 16, 4, seed=6)
-    report = rate_gate(c, u, 20)
+    report = rate_gate(c, u, 20, min_agreement=0.9)
     assert report.trained_substeps == 1 and report.substeps == 20
     assert not report.passed and report.rel_error > 0.1
+    strict = ConversionConfig(substeps=20, gate_min_agreement=0.9)
     with pytest.raises(NeurosheetError, match="gate failed"):
-        convert(c, u, ConversionConfig(substeps=20))
-    sc = convert(c, u, ConversionConfig(substeps=20, gate="warn"))
+        convert(c, u, strict)
+    sc = convert(c, u, dataclasses.replace(strict, gate="warn"))
     assert sc.gate is not None and not sc.gate.passed
     assert any("gate failed" in note for note in sc.notes)
+
+
+def test_gate_reports_a_model_that_diverges_at_finer_steps():
+    # dt = tau and strong recurrence: iterating the map 20 times per task step blows up.
+    c = random_circuit(64, density=0.1, gain=2.0, params=RateParams("relu", 100.0, 100.0, 1),
+                       seed=5)
+    u = random_inputs(12, 16, 4, seed=6)
+    report = rate_gate(c, u, 20)
+    assert report.agreement == 0.0 and report.rel_error == float("inf") and not report.passed
+    with pytest.raises(NeurosheetError, match="gate failed"):
+        convert(c, u, ConversionConfig(substeps=20))
+    with pytest.raises(NeurosheetError, match="diverges"):
+        convert(c, u, ConversionConfig(substeps=20, gate="warn"))
+
+
+def test_calibration_ignores_padding_steps(circuit, inputs):
+    valid = np.ones(inputs.shape[:2], bool)
+    valid[5:, :4] = False
+    loud = inputs.copy()
+    loud[5:, :4] = 50.0  # what a network might do after a short trial ends
+    sc_valid = convert(circuit, loud, ConversionConfig(substeps=10), valid=valid)
+    sc_all = convert(circuit, loud, ConversionConfig(substeps=10))
+    _, rates = rate_logits(circuit, loud, 10)
+    kept = rates[valid]
+    assert sc_valid.rate_percentile == pytest.approx(np.percentile(kept[kept > 0], 99.9))
+    assert sc_all.rate_percentile > sc_valid.rate_percentile
 
 
 def test_gate_at_the_trained_step_is_perfect(circuit, inputs):

@@ -110,3 +110,27 @@ def test_other_bad_input_is_one_line(run_dir, tmp_path, capsys):
                              "--rho-max", "3"], "rho_max")
     _one_line_error(capsys, ["export", str(run_dir), "--nir", str(tmp_path / "y.nir")],
                     "no tasks")
+
+
+@pytest.fixture(scope="module")
+def task_run_dir(tmp_path_factory):
+    """An (untrained) circuit shaped for two Mod-Cog tasks: 33 + 2 inputs, 17 outputs."""
+    from neurosheet.tasks import N_OBS, N_OUT
+
+    d = tmp_path_factory.mktemp("taskrun")
+    c = random_circuit(49, density=0.15, n_inputs=N_OBS + 2, n_outputs=N_OUT, seed=13)
+    c = type(c)(c.graph, c.w_rec, c.w_in, c.b_rec, c.w_out, c.b_out, c.params, ("go", "dm1"))
+    save_run_circuit(d, c)
+    return d
+
+
+def test_simulate_a_task_reports_accuracy_next_to_the_rate_network(task_run_dir, capsys, tmp_path):
+    png = tmp_path / "task.png"
+    code = main(["simulate", str(task_run_dir), "--task", "dm1", "--trials", "3", "--substeps",
+                 "5", "--calibration-trials", "8", "--raster", str(png), "--json"])
+    assert code == 0
+    s = _json(capsys)
+    assert s["task"] == "dm1" and s["trials"] == 3
+    assert set(s["spiking_accuracy"]) == set(s["rate_accuracy"]) >= {"step_accuracy"}
+    assert png.is_file()
+    _one_line_error(capsys, ["simulate", str(task_run_dir), "--task", "anti"], "anti")

@@ -23,6 +23,7 @@ the caller gives (the run directory), so a second call does not compile again.
 from __future__ import annotations
 
 import contextlib
+import gc
 import tempfile
 import time
 from collections.abc import Iterator
@@ -103,6 +104,9 @@ class Brian2Backend(SpikingBackend):
         """Brian2 objects for ``trials`` copies of the circuit driven by ``drive [T, trials, N]``."""
         import brian2 as b2
 
+        # Brian2 numbers code objects whose names are taken by live objects; collect the last
+        # network first so names (and hence generated code) repeat and compiled code is reused.
+        gc.collect()
         n = spiking.n
         dt = spiking.sim_dt_ms * b2.ms
         steps = drive.shape[0]
@@ -197,6 +201,7 @@ class Brian2Backend(SpikingBackend):
                 run_s += t2 - t1
                 step, trial, neuron = self._collect(objs["mon"], spiking, steps, chunk)
                 spikes.append((step, trial + lo, neuron))
+                del objs  # free the names for the next chunk's network
         return build_s, run_s
 
     def _run_standalone(self, spiking: SpikingCircuit, drive_all: np.ndarray, chunk: int,

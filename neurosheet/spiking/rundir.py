@@ -101,6 +101,11 @@ def calibration_batch(circuit: Circuit, trials: int, seed: int) -> Any:
     return sampler(circuit, seed + 7919).sample(trials)
 
 
+def valid_steps(batch: Any) -> np.ndarray:
+    """``[T, B]`` bool: the steps inside each trial of a padded task batch."""
+    return np.arange(batch.inputs.shape[0])[:, None] < np.asarray(batch.lengths)[None, :]
+
+
 def load_inputs(path: str | Path, n_inputs: int) -> np.ndarray:
     """A user's input array ``[T, B, n_in]`` from ``.npy``."""
     path = Path(path)
@@ -155,7 +160,7 @@ def spiking_for_run(run_dir: str | Path, circuit: Circuit, config: ConversionCon
         return found
     if inputs is None:
         batch = calibration_batch(circuit, calibration_trials, seed)
-        sc = convert(circuit, batch.inputs, config, mask=batch.decision)
+        sc = convert(circuit, batch.inputs, config, mask=batch.decision, valid=valid_steps(batch))
     else:
         sc = convert(circuit, inputs, config)
     save_conversion(run_dir, sc)
