@@ -266,7 +266,7 @@ def convert(circuit: Circuit, calibration_inputs: np.ndarray,
             if config.gate == "error":
                 raise NeurosheetError(
                     f"conversion gate failed: {gate.message()}; train with more sub-steps "
-                    "or override with gate='warn'"
+                    "or override with --gate warn"
                 )
             notes.append(f"gate failed: {gate.message()}")
 

@@ -162,7 +162,7 @@ def test_bad_inputs_are_refused(circuit, inputs):
     with pytest.raises(NeurosheetError, match="silent"):
         convert(circuit.with_weights(w_in=np.zeros_like(circuit.w_in),
                                      b_rec=np.full(circuit.n, -1.0, np.float32)),
-                inputs, ConversionConfig(gate="off"))
+                inputs, ConversionConfig(substeps=5, gate="off"))
 
 
 def test_spikes_approximate_the_rate_model(circuit, inputs):

@@ -134,3 +134,19 @@ def test_simulate_a_task_reports_accuracy_next_to_the_rate_network(task_run_dir,
     assert set(s["spiking_accuracy"]) == set(s["rate_accuracy"]) >= {"step_accuracy"}
     assert png.is_file()
     _one_line_error(capsys, ["simulate", str(task_run_dir), "--task", "anti"], "anti")
+
+
+def test_evaluate_prints_spiking_next_to_rate_accuracy(task_run_dir, capsys):
+    code = main(["evaluate", str(task_run_dir), "--backend", "snntorch", "--trials", "3",
+                 "--substeps", "5", "--calibration-trials", "8", "--json"])
+    assert code == 0
+    s = _json(capsys)
+    cmp = s["comparison"]
+    assert set(cmp["per_task"]) == {"go", "dm1"}
+    assert cmp["mean_rate"] == pytest.approx(s["rate"]["mean"]["step_accuracy"])
+    assert cmp["mean_spiking"] == pytest.approx(s["mean"]["step_accuracy"])
+    code = main(["evaluate", str(task_run_dir), "--backend", "brian2", "--brian2-target", "numpy",
+                 "--trials", "2", "--substeps", "5", "--calibration-trials", "8"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "brian2 step" in out and "rate step" in out and "spiking / rate" in out
