@@ -65,7 +65,8 @@ class SpikeCounts:
         else:
             raise NeurosheetError(f"spike counts must be [N] or [trials, N], got shape {arr.shape}")
         if arr.shape != (n,):
-            raise NeurosheetError(f"spike counts are for {arr.shape[0]} neurons, the circuit has {n}")
+            raise NeurosheetError(
+                f"spike counts are for {arr.shape[0]} neurons, the circuit has {n}")
         if not np.isfinite(arr).all() or (arr < 0).any():
             raise NeurosheetError("spike counts must be finite and non-negative")
         return cls(arr, int(trials), source)
@@ -101,7 +102,7 @@ def readout_fan_out(graph: SheetGraph) -> np.ndarray:
 
 
 def synaptic_ops(graph: SheetGraph, spikes: SpikeCounts) -> dict[str, float]:
-    """Synaptic events per trial: spikes_j x fan-out_j over the actual edges (recurrent, readout)."""
+    """Synaptic events per trial: spikes_j x fan-out_j over the actual edges (rec., readout)."""
     rec = float(spikes.per_neuron @ graph.fan_out)
     out = float(spikes.per_neuron @ readout_fan_out(graph))
     return {"spikes": float(spikes.per_neuron.sum()), "recurrent": rec, "readout": out,
@@ -251,7 +252,8 @@ def _quantization(circuit: Circuit | SheetGraph, target: Target, accuracy_fn: Ac
 
 def _activity(graph: SheetGraph, target: Target, spikes: SpikeCounts | None) -> dict[str, Any]:
     if spikes is None:
-        return {"status": "not simulated", "note": "pass per-neuron spike counts from a spiking run"}
+        return {"status": "not simulated",
+                "note": "pass per-neuron spike counts from a spiking run"}
     ops = synaptic_ops(graph, spikes)
     out: dict[str, Any] = {"status": "from spike counts", "source": spikes.source,
                            "trials": spikes.trials, "spikes_per_trial": ops["spikes"],
@@ -275,7 +277,8 @@ def _verdict(checks: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return {"fits": True, "first_broken": None, "text": "fits"}
     text = f"does not fit: {broken['name']} ({broken['used']} > {broken['limit']})"
     if broken["name"] == "recurrent sheet supported":
-        text = "does not fit: the architecture is layer-structured and cannot host a recurrent sheet"
+        text = ("does not fit: the architecture is layer-structured and cannot host a "
+                "recurrent sheet")
     return {"fits": False, "first_broken": broken["name"], "text": text}
 
 
