@@ -227,6 +227,7 @@ class SheetGraph:
             values,
             size=(self.n, self.n),
             device=device,
+            check_invariants=True,
         )
 
     # ----------------------------------------------------------------- files

@@ -92,7 +92,7 @@ class Sheet:
         return d
 
     def distance(self, pre: np.ndarray, post: np.ndarray, metric: str = "euclidean") -> np.ndarray:
-        """Sheet distance between paired neurons ``pre[k]`` and ``post[k]`` (``euclidean`` or ``manhattan``)."""
+        """Distance between paired neurons ``pre[k]``, ``post[k]`` (``euclidean`` or ``manhattan``)."""
         d = self.displacement(pre, post)
         if metric == "euclidean":
             return np.hypot(d[:, 0], d[:, 1])

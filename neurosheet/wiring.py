@@ -140,14 +140,15 @@ def radius_for_density(sheet: Sheet, density: float, self_connections: bool = Tr
     total = float(n) ** 2
     base = n if self_connections else 0  # edges at r = 0
     target_edges = density * total
-    # Expected radius from the area: density ~ pi r^2 / area; search to twice that.
-    r_hi = min(sheet.max_distance, 2.0 * math.sqrt(density * sheet.area / math.pi) + 1e-9)
+    # Expected radius from the area (density ~ pi r^2 / area); search a little beyond it and
+    # widen only if the boundary makes the graph sparser than the estimate.
+    r_hi = min(sheet.max_distance, 1.15 * math.sqrt(density * sheet.area / math.pi) + 1e-9)
     while True:
         pairs = sheet.tree.query_pairs(r_hi, output_type="ndarray")
         d = np.sort(sheet.distance(pairs[:, 0], pairs[:, 1])) if len(pairs) else np.zeros(0)
         if base + 2 * d.size >= target_edges or r_hi >= sheet.max_distance:
             break
-        r_hi = min(sheet.max_distance, r_hi * 1.5)
+        r_hi = min(sheet.max_distance, r_hi * 1.2)
     # Achievable steps: after the last of each group of (numerically) equal distances.
     if d.size:
         gaps = np.diff(d) > 1e-9 * max(1.0, float(d[-1]))

@@ -9,7 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from neurosheet.io import write_with  # noqa: E402
+from neurosheet.io import write_with
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
