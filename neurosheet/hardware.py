@@ -14,13 +14,19 @@ profile raises one line naming the file and the field.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from neurosheet.errors import NeurosheetError
-from neurosheet.presets import list_presets, load_preset, unknown_name_message
+from neurosheet.presets import (
+    list_presets,
+    read_toml,
+    resolve_preset,
+    unknown_name_message,
+    validate,
+)
 
 Status = Literal["verified", "secondary", "unverified", "derived", "unknown"]
 UNCERTAIN: frozenset[str] = frozenset({"unverified", "unknown"})
@@ -193,10 +199,31 @@ def load_target(name_or_path: str | Path) -> Target:
         available = list_presets("deploy")
         if text not in available:
             raise NeurosheetError(unknown_name_message("hardware target", text, available))
-    target, path = load_preset("deploy", name_or_path, Target)
+    path = resolve_preset("deploy", name_or_path)
+    data = read_toml(path)
+    _check_source_keys(data, path)
+    target = validate(Target, data, str(path))
     if not target.name:
         target = target.model_copy(update={"name": path.stem})
     return target
+
+
+def _check_source_keys(data: dict[str, Any], path: Path) -> None:
+    """Every figure's ``source`` must name keys of ``[sources]``: one line naming the field."""
+    sources = data.get("sources")
+    keys = set(sources) if isinstance(sources, dict) else set()
+    tables = [("", data)]
+    if isinstance(data.get("synapse_memory"), dict):
+        tables.append(("synapse_memory.", data["synapse_memory"]))
+    for prefix, table in tables:
+        for name, fig in table.items():
+            if not (isinstance(fig, dict) and isinstance(fig.get("source"), str)):
+                continue
+            for key in (k.strip() for k in fig["source"].split(",")):
+                if key not in keys:
+                    raise NeurosheetError(
+                        f"{path}: field '{prefix}{name}.source': {key!r} is not a key of the "
+                        "[sources] table")
 
 
 def list_targets() -> list[str]:
