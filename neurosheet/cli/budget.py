@@ -73,7 +73,8 @@ def _read_counts(path: Path) -> np.ndarray:
             if key is None and len(keys) == 1:
                 key = keys[0]
             if key is None:
-                raise NeurosheetError(f"{path}: no 'spike_counts' array (found {', '.join(keys)})")
+                raise NeurosheetError(
+                    f"{path}: no 'spike_counts' array (found {', '.join(keys[:5])}...)")
             return data[key]
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise NeurosheetError(f"{path}: cannot read spike counts ({exc})") from None
@@ -129,9 +130,12 @@ def _summary(r: dict) -> str:
         ]
     q = r["quantization"]
     acc = q["accuracy"]
-    lines.append(f"weights            {q['bits']} bits; accuracy "
-                 + (f"{acc['float']:.3f} -> {acc['quantized']:.3f}" if acc["status"] == "evaluated"
-                    else acc["status"]))
+    if q.get("status") != "quantized":
+        lines.append(f"weights            {q['bits']} bits; not quantized ({q.get('status')})")
+    else:
+        lines.append(f"weights            {q['bits']} bits; accuracy "
+                     + (f"{acc['float']:.3f} -> {acc['quantized']:.3f}"
+                        if acc["status"] == "evaluated" else acc["status"]))
     a = r["activity"]
     if a["status"] == "from spike counts":
         e = a.get("energy_per_trial_uj")
