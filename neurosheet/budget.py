@@ -149,8 +149,9 @@ def budget_report(
           target.limit("max_fan_out"), note="recurrent + readout synapses")
 
     cores = partitions = None
+    loads: dict[str, CoreLoads] = {}
     if target.recurrent:
-        cores, partitions = _placement(graph, target, seed, check)
+        cores, partitions, loads = _placement(graph, target, seed, check)
 
     report: dict[str, Any] = {
         "target": {"name": target.name, "title": target.title, "kind": target.kind},
@@ -160,7 +161,7 @@ def budget_report(
         "partitions": partitions,
         "quantization": _quantization(circuit, target,
                                       accuracy_fn if target.recurrent else None, accuracy_cache),
-        "activity": _activity(graph, target, spikes),
+        "activity": _activity(graph, target, spikes, loads),
         "checks": checks,
         "uncertain_figures": {k: f"{f.status}: {target.citation(k)}"
                               for k, f in target.figures().items() if f.uncertain},
@@ -171,14 +172,14 @@ def budget_report(
 
 
 def _placement(graph: SheetGraph, target: Target, seed: int,
-               check: Callable[..., None]) -> tuple[dict | None, dict | None]:
+               check: Callable[..., None]) -> tuple[dict | None, dict | None, dict]:
     """Fit sheet tiles to the per-core limits, compare with random, record the checks."""
     fit = fit_tiling(graph, target)
     if fit.partition is None:
         field, used, limit = fit.broken  # type: ignore[misc]
         check(f"per-core {_label(field)} (one neuron per core)", used, _fig_field(field), limit,
               ok=False, note="no partition meets this limit, even one neuron per core")
-        return None, None
+        return None, None, {}
     loads = fit.loads
     assert loads is not None
     for attr, field in PER_CORE_LIMITS:
@@ -202,7 +203,7 @@ def _placement(graph: SheetGraph, target: Target, seed: int,
              "cores_per_chip": int(target.cores_per_chip.value)}  # type: ignore[arg-type]
     partitions = {"tiling": _partition_summary(loads, target),
                   "random": {**_partition_summary(rand_loads, target), "seed": seed}}
-    return cores, partitions
+    return cores, partitions, {"tiling": loads, "random": rand_loads}
 
 
 def _partition_summary(loads: CoreLoads, target: Target) -> dict[str, Any]:
@@ -250,7 +251,8 @@ def _quantization(circuit: Circuit | SheetGraph, target: Target, accuracy_fn: Ac
     return out
 
 
-def _activity(graph: SheetGraph, target: Target, spikes: SpikeCounts | None) -> dict[str, Any]:
+def _activity(graph: SheetGraph, target: Target, spikes: SpikeCounts | None,
+              loads: dict[str, CoreLoads]) -> dict[str, Any]:
     if spikes is None:
         return {"status": "not simulated",
                 "note": "pass per-neuron spike counts from a spiking run"}
@@ -259,6 +261,12 @@ def _activity(graph: SheetGraph, target: Target, spikes: SpikeCounts | None) -> 
                            "trials": spikes.trials, "spikes_per_trial": ops["spikes"],
                            "synops_per_trial": {k: ops[k] for k in ("recurrent", "readout",
                                                                    "total")}}
+    # Spike packets leaving a neuron's core (chip): one per remote destination core (chip).
+    out["packets_per_trial"] = {
+        name: {"inter_core": float(spikes.per_neuron @ ld.remote_cores),
+               "inter_chip": float(spikes.per_neuron @ ld.remote_chips)}
+        for name, ld in loads.items()
+    }
     fig = target.energy_per_synop_pj
     if fig is not None and fig.value is not None:
         out["energy_per_trial_uj"] = ops["total"] * float(fig.value) * 1e-6

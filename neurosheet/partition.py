@@ -6,7 +6,8 @@ partition with exactly the same core sizes (the control without locality). For a
 we count, per core: neurons, stored synapses (recurrent + input synapses onto its neurons),
 input axons (distinct presynaptic sources feeding it, input channels included), output axon
 slots (distinct (neuron, destination core) pairs) and synapse memory bits under the
-target's encoding; per neuron: how many distinct cores and chips its recurrent targets span.
+target's encoding; per neuron: how many distinct cores and chips its recurrent targets span,
+and how many of those are not its own (each spike is one packet to each of them).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class CoreLoads:
     fan_out_chips: np.ndarray
     crossing_edges: int
     edges: int
-    extra: dict = field(default_factory=dict)
+    remote_cores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    remote_chips: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def crossing_fraction(self) -> float:
@@ -133,8 +135,13 @@ def core_loads(graph: SheetGraph, part: Partition, target: Target | None = None)
     per_chip = 1
     if target is not None and target.cores_per_chip.value:
         per_chip = int(target.cores_per_chip.value)
+    dest_core = dest % n_cores
+    remote_cores = np.bincount(dest_pre[dest_core != core[dest_pre]], minlength=graph.n)
     chips = np.unique(pre * n_cores + cpost // per_chip)
-    fan_out_chips = np.bincount(chips // n_cores, minlength=graph.n)
+    chip_pre, chip_dest = chips // n_cores, chips % n_cores
+    fan_out_chips = np.bincount(chip_pre, minlength=graph.n)
+    remote_chips = np.bincount(chip_pre[chip_dest != core[chip_pre] // per_chip],
+                               minlength=graph.n)
     memory = None
     if target is not None and target.synapse_memory is not None:
         memory = _memory_bits(target, neurons, axon_core, axon_syn, n_cores)
@@ -142,6 +149,7 @@ def core_loads(graph: SheetGraph, part: Partition, target: Target | None = None)
         neurons=neurons, synapses=synapses, in_axons=in_axons, out_axons=out_axons,
         memory_bits=memory, fan_out_cores=fan_out_cores, fan_out_chips=fan_out_chips,
         crossing_edges=int(np.count_nonzero(cpost != core[pre])), edges=int(post.size),
+        remote_cores=remote_cores, remote_chips=remote_chips,
     )
 
 

@@ -116,6 +116,14 @@ def budget_markdown(r: dict[str, Any], chart: str | None = None) -> str:
                   f"{_fmt(a['spikes_per_trial'])} spikes; synaptic operations (spikes x actual "
                   f"fan-out) {_fmt(ops['total'])} = {_fmt(ops['recurrent'])} recurrent + "
                   f"{_fmt(ops['readout'])} readout.", ""]
+        packets = a.get("packets_per_trial") or {}
+        if packets:
+            lines += ["| partition | spike packets to other cores | to other chips |",
+                      "|---|---|---|"]
+            lines += [f"| {'sheet tiling' if k == 'tiling' else 'random'} | "
+                      f"{_fmt(v['inter_core'])} | {_fmt(v['inter_chip'])} |"
+                      for k, v in packets.items()]
+            lines.append("")
         if a.get("energy_per_trial_uj") is not None:
             lines += [f"Energy: {a['energy_per_trial_uj']:.4g} µJ per trial at "
                       f"{a['energy_per_synop_pj']} pJ per synaptic op ({a['energy_note']}). "

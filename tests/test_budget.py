@@ -91,6 +91,8 @@ def test_given_partition_by_hand():
     assert loads.in_axons.tolist() == [6, 2]        # sources {0,1,3,4,5} + input channel; {1,2}
     assert loads.out_axons.tolist() == [5, 2]       # neuron 1 targets both cores
     assert loads.fan_out_cores.tolist() == [1, 2, 1, 1, 1, 1]
+    # spikes of 1 (-> 2 on core 1) and 5 (-> 4 on core 0) leave their core
+    assert loads.remote_cores.tolist() == [0, 1, 0, 0, 0, 1]
     # Loihi-style memory: 8-bit weight + 6 index bits (min) = 14 bits; every axon holds
     # <= 2 synapses -> 2*14 + 10 header <= 64 -> one 64-bit word per axon.
     mem = {"bits_per_core": {"value": 10_000, "source": "s", "status": "verified"},
@@ -100,6 +102,9 @@ def test_given_partition_by_hand():
            "min_index_bits": {"value": 6, "source": "s", "status": "verified"}}
     loads = core_loads(g, part, target(synapse_memory=mem))
     assert loads.memory_bits.tolist() == [6 * 64, 2 * 64]
+    # 2 cores per chip: both cores on one chip, nothing leaves the chip
+    assert loads.remote_chips.tolist() == [0] * 6
+    assert loads.fan_out_chips.tolist() == [1] * 6
 
 
 def test_cores_needed_by_hand():
