@@ -163,7 +163,7 @@ def budget_report(
                                       accuracy_fn if target.recurrent else None, accuracy_cache),
         "activity": _activity(graph, target, spikes, loads),
         "checks": checks,
-        "uncertain_figures": {k: f"{f.status}: {target.citation(k)}"
+        "uncertain_figures": {k: target.citation(k)
                               for k, f in target.figures().items() if f.uncertain},
         "notes": list(target.notes),
     }

@@ -15,7 +15,7 @@ def _fmt(x: Any) -> str:
     if isinstance(x, bool):
         return "yes" if x else "no"
     if isinstance(x, float):
-        return f"{x:.4g}"
+        return f"{x:,.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
     if isinstance(x, int):
         return f"{x:,}"
     return str(x)
@@ -68,7 +68,7 @@ def budget_markdown(r: dict[str, Any], chart: str | None = None) -> str:
             "## Cores and partition",
             "",
             f"Cores needed: **{cores['needed']}** on **{cores['chips']}** chip(s) "
-            f"({cores['cores_per_chip']} cores per chip); binding constraint: "
+            f"({_fmt(cores['cores_per_chip'])} cores per chip); binding constraint: "
             f"**{cores['binding']}** (counting lower bounds: "
             + ", ".join(f"{k} {v}" for k, v in cores["lower_bounds"].items()) + ").",
             "",
@@ -126,7 +126,7 @@ def budget_markdown(r: dict[str, Any], chart: str | None = None) -> str:
             lines.append("")
         if a.get("energy_per_trial_uj") is not None:
             lines += [f"Energy: {a['energy_per_trial_uj']:.4g} µJ per trial at "
-                      f"{a['energy_per_synop_pj']} pJ per synaptic op ({a['energy_note']}). "
+                      f"{a['energy_per_synop_pj']} pJ per synaptic op; {a['energy_note']}. "
                       f"Source: {a['energy_source']}.", ""]
         else:
             lines += [f"Energy: {a['energy_note']}.", ""]
@@ -136,7 +136,9 @@ def budget_markdown(r: dict[str, Any], chart: str | None = None) -> str:
         lines += ["## Uncertain figures used", ""]
         lines += [f"- `{k}`: {v}" for k, v in r["uncertain_figures"].items()]
         lines.append("")
-    notes = [c["note"] for c in r["checks"] if c.get("note") and not c["ok"]] + r["notes"]
+    notes = [c["note"] for c in r["checks"]
+             if c.get("note") and (not c["ok"] or c["name"] == "recurrent sheet supported")]
+    notes += r["notes"]
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     if chart:
