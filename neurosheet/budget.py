@@ -116,13 +116,17 @@ def budget_report(
     spikes: SpikeCounts | None = None,
     accuracy_fn: AccuracyFn | None = None,
     accuracy_cache: dict | None = None,
+    accuracy_label: str = "",
     seed: int = 0,
     source: str = "",
+    probe_cores: int = 4,
 ) -> dict[str, Any]:
     """The full budget of ``circuit`` on ``target`` (see the module docstring) as a dict.
 
     ``accuracy_cache`` (optional, shared across targets) keys accuracies by quantization
-    level so a comparison evaluates each precision once.
+    level so a comparison evaluates each precision once. When the circuit fits on one core,
+    crossing fractions are also measured with the sheet cut into ``probe_cores`` tiles (vs
+    random), so the locality of the wiring is still reported.
     """
     graph = circuit.graph if isinstance(circuit, Circuit) else circuit
     counts = graph_counts(graph)
@@ -152,6 +156,8 @@ def budget_report(
     loads: dict[str, CoreLoads] = {}
     if target.recurrent:
         cores, partitions, loads = _placement(graph, target, seed, check)
+        if cores is not None and cores["needed"] < 2 <= min(probe_cores, graph.n):
+            partitions["probe"] = locality_probe(graph, probe_cores, seed)
 
     report: dict[str, Any] = {
         "target": {"name": target.name, "title": target.title, "kind": target.kind},
@@ -160,7 +166,8 @@ def budget_report(
         "cores": cores,
         "partitions": partitions,
         "quantization": _quantization(circuit, target,
-                                      accuracy_fn if target.recurrent else None, accuracy_cache),
+                                      accuracy_fn if target.recurrent else None, accuracy_cache,
+                                      accuracy_label),
         "activity": _activity(graph, target, spikes, loads),
         "checks": checks,
         "uncertain_figures": {k: target.citation(k)
@@ -206,6 +213,20 @@ def _placement(graph: SheetGraph, target: Target, seed: int,
     return cores, partitions, {"tiling": loads, "random": rand_loads}
 
 
+def locality_probe(graph: SheetGraph, n_cores: int, seed: int = 0) -> dict[str, Any]:
+    """Crossing-edge fractions of ``n_cores`` sheet tiles vs a random partition of equal sizes."""
+    from neurosheet.partition import crossing_edges, tile_partition
+
+    tiles = tile_partition(graph, n_cores)
+    rand = random_partition(tiles, np.random.default_rng(seed))
+    edges = max(graph.synapses, 1)
+    return {"cores": n_cores, "seed": seed,
+            "tiling_crossing_fraction": crossing_edges(graph, tiles.core) / edges,
+            "random_crossing_fraction": crossing_edges(graph, rand.core) / edges,
+            "note": f"the circuit fits one core; the sheet is cut into {n_cores} tiles only "
+            "to measure how local its wiring is"}
+
+
 def _partition_summary(loads: CoreLoads, target: Target) -> dict[str, Any]:
     from neurosheet.partition import violations
 
@@ -227,7 +248,7 @@ def _partition_summary(loads: CoreLoads, target: Target) -> dict[str, Any]:
 
 
 def _quantization(circuit: Circuit | SheetGraph, target: Target, accuracy_fn: AccuracyFn | None,
-                  cache: dict | None) -> dict[str, Any]:
+                  cache: dict | None, label: str) -> dict[str, Any]:
     bits = target.weight_bits.value
     out: dict[str, Any] = {"bits": bits, "sign_extra": target.weight_sign_extra,
                            "accuracy": {"status": NOT_EVALUATED, "float": None,
@@ -247,7 +268,7 @@ def _quantization(circuit: Circuit | SheetGraph, target: Target, accuracy_fn: Ac
         cache[key] = float(accuracy_fn(quantized))
     acc_f, acc_q = cache["float"], cache[key]
     out["accuracy"] = {"status": "evaluated", "float": acc_f, "quantized": acc_q,
-                       "delta": acc_q - acc_f}
+                       "delta": acc_q - acc_f, "metric": label}
     return out
 
 

@@ -76,7 +76,8 @@ def budget_markdown(r: dict[str, Any], chart: str | None = None) -> str:
             "max out-axons | max memory bits | meets per-core limits |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for name, p in r["partitions"].items():
+        for name in ("tiling", "random"):
+            p = r["partitions"][name]
             label = "sheet tiling" if name == "tiling" else f"random (seed {p['seed']})"
             lines.append(
                 f"| {label} | {p['cores']} | {_fmt(p['crossing_edges'])} / {_fmt(p['edges'])} | "
@@ -84,6 +85,12 @@ def budget_markdown(r: dict[str, Any], chart: str | None = None) -> str:
                 f"{_fmt(p['max_out_axons'])} | {_fmt(p['max_memory_bits'])} | "
                 f"{_fmt(p['meets_per_core_limits'])} |")
         lines.append("")
+        probe = r["partitions"].get("probe")
+        if probe:
+            lines += [f"Locality probe ({probe['note']}): edges crossing tiles "
+                      f"{_pct(probe['tiling_crossing_fraction'])} with {probe['cores']} sheet "
+                      f"tiles vs {_pct(probe['random_crossing_fraction'])} with a random "
+                      f"partition of the same sizes (seed {probe['seed']}).", ""]
     elif r["verdict"]["first_broken"] == "recurrent sheet supported":
         lines += ["## Cores and partition", "", "Not computed: the target cannot host a "
                   "recurrent sheet.", ""]
@@ -104,7 +111,8 @@ def budget_markdown(r: dict[str, Any], chart: str | None = None) -> str:
         lines += [f"Not quantized: {q.get('status')}.", ""]
     if acc["status"] == "evaluated":
         lines += [f"Task accuracy: {_pct(acc['float'])} (float) -> {_pct(acc['quantized'])} "
-                  f"(quantized), change {100 * acc['delta']:+.1f} points.", ""]
+                  f"(quantized), change {100 * acc['delta']:+.1f} points"
+                  + (f" ({acc['metric']})." if acc.get("metric") else "."), ""]
     else:
         lines += [f"Task accuracy after quantization: {acc['status']}.", ""]
     a = r["activity"]
@@ -160,6 +168,7 @@ def comparison_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "binding": cores.get("binding"),
             "tiling_crossing": parts.get("tiling", {}).get("crossing_fraction"),
             "random_crossing": parts.get("random", {}).get("crossing_fraction"),
+            "probe": parts.get("probe"),
             "weight_bits": r["quantization"]["bits"],
             "accuracy_quantized": acc["quantized"], "accuracy_delta": acc["delta"],
             "synops_per_trial": (act.get("synops_per_trial") or {}).get("total"),
@@ -184,10 +193,15 @@ def comparison_markdown(reports: Sequence[dict[str, Any]], chart: str | None = N
         acc = ("not evaluated" if w["accuracy_quantized"] is None else
                f"{_pct(w['accuracy_quantized'])} ({100 * w['accuracy_delta']:+.1f})")
         energy = "—" if w["energy_per_trial_uj"] is None else f"{w['energy_per_trial_uj']:.3g} µJ"
+        crossing = f"{_pct(w['tiling_crossing'])} / {_pct(w['random_crossing'])}"
+        if w["probe"]:
+            p = w["probe"]
+            crossing = (f"{_pct(p['tiling_crossing_fraction'])} / "
+                        f"{_pct(p['random_crossing_fraction'])} ({p['cores']}-tile probe)")
         lines.append(
             f"| {w['target']} | {w['verdict']} | {_fmt(w['cores'])} | {_fmt(w['chips'])} | "
-            f"{_fmt(w['binding'])} | {_pct(w['tiling_crossing'])} / {_pct(w['random_crossing'])}"
-            f" | {_fmt(w['weight_bits'])} | {acc} | {_fmt(w['synops_per_trial'])} | {energy} |")
+            f"{_fmt(w['binding'])} | {crossing} | {_fmt(w['weight_bits'])} | {acc} | "
+            f"{_fmt(w['synops_per_trial'])} | {energy} |")
     lines.append("")
     if chart:
         lines += [f"![comparison]({chart})", ""]

@@ -165,7 +165,7 @@ def test_accuracy_fn_is_called_on_float_and_quantized_circuits():
     r = budget_report(c, target(), accuracy_fn=acc)
     a = r["quantization"]["accuracy"]
     assert a == {"status": "evaluated", "float": 0.9, "quantized": 0.8,
-                 "delta": pytest.approx(-0.1)}
+                 "delta": pytest.approx(-0.1), "metric": ""}
     assert seen[0] is c and np.array_equal(seen[1].graph.adjacency.indices,
                                            c.graph.adjacency.indices)
     # a comparison evaluates each precision once
@@ -201,7 +201,12 @@ def test_tiling_beats_random_on_lm_rnn():
     assert tile_frac < 0.5 * rand_frac
     r = budget_report(g, load_target("dynapse2"))  # 256 neurons per core -> 3 cores
     p = r["partitions"]
-    assert r["cores"]["needed"] == 3
+    assert r["cores"]["needed"] == 3 and "probe" not in p
+    # on Loihi the whole sheet fits one core: a 4-tile probe still measures locality
+    r = budget_report(g, load_target("loihi"))
+    probe = r["partitions"]["probe"]
+    assert r["cores"]["needed"] == 1 and probe["cores"] == 4
+    assert probe["tiling_crossing_fraction"] < 0.5 * probe["random_crossing_fraction"]
     assert p["tiling"]["crossing_fraction"] < p["random"]["crossing_fraction"]
 
 
@@ -247,3 +252,28 @@ def test_cli_budget(tmp_path, capsys):
     assert "did you mean: truenorth" in capsys.readouterr().err
     assert main(["budget", str(tmp_path / "run"), "--all-targets"]) == 0
     assert "| xylo |" in capsys.readouterr().out
+
+
+def test_cli_evaluate_quantized_accuracy(tmp_path, capsys):
+    from neurosheet.circuit import RateParams
+    from neurosheet.tasks import N_OBS, N_OUT
+
+    tasks = ("go", "anti")
+    g = attach_projections(build_graph(make_sheet(36), "radius", radius=1.5),
+                           N_OBS + len(tasks), N_OUT)
+    rng = np.random.default_rng(1)
+    c = Circuit(g, rng.normal(0, 0.2, g.synapses), rng.normal(0, 0.2, g.inputs.synapses),
+                np.zeros(g.n), rng.normal(0, 0.2, g.readout.synapses), np.zeros(N_OUT),
+                RateParams(tau_ms=200.0, substeps=2), tasks)
+    save_run_circuit(tmp_path / "run", c)
+    rc = main(["budget", str(tmp_path / "run"), "--target", "dynapse2", "--json", "--evaluate",
+               "--trials", "4"])
+    assert rc == 0
+    acc = json.loads(capsys.readouterr().out)["quantization"]["accuracy"]
+    assert acc["status"] == "evaluated" and "step_accuracy" in acc["metric"]
+    assert 0.0 <= acc["float"] <= 1.0 and 0.0 <= acc["quantized"] <= 1.0
+    assert acc["delta"] == pytest.approx(acc["quantized"] - acc["float"])
+    # a bare graph has no weights to evaluate: one-line error
+    g.save(tmp_path / "g.npz")
+    assert main(["budget", str(tmp_path / "g.npz"), "--target", "loihi", "--evaluate"]) == 2
+    assert "needs a run directory" in capsys.readouterr().err

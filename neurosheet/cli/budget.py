@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from neurosheet.cli.common import positive_int
 from neurosheet.errors import NeurosheetError
 
 
@@ -30,6 +31,16 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="per-neuron spike counts per trial (.npy, or .npz with 'spike_counts'), "
                    "[N] or [trials, N]; default: DIR/spike_counts.npz when present")
     p.add_argument("--seed", type=int, default=0, help="seed of the random partition")
+    p.add_argument("--evaluate", action="store_true",
+                   help="evaluate task accuracy before and after weight quantization (rate "
+                   "model on held-out trials of the circuit's tasks)")
+    p.add_argument("--trials", type=positive_int, default=64,
+                   help="--evaluate: held-out trials per task (default 64)")
+    p.add_argument("--eval-seed", type=int, default=12345,
+                   help="--evaluate: seed of the held-out trials (default 12345, as evaluate)")
+    p.add_argument("--metric", default="step_accuracy",
+                   choices=("step_accuracy", "trial_success", "yang_success"),
+                   help="--evaluate: accuracy metric, mean over tasks (default step_accuracy)")
     return p
 
 
@@ -44,11 +55,33 @@ def run(args: argparse.Namespace) -> int:
     if spike_file is not None:
         spikes = SpikeCounts.from_array(_read_counts(spike_file), graph.n, str(spike_file))
     kwargs: dict[str, Any] = {"spikes": spikes, "seed": args.seed, "source": str(args.dir)}
+    if args.evaluate:
+        kwargs.update(_accuracy(source, args))
     if args.all_targets:
         reports = compare_targets(source, [load_target(t) for t in list_targets()], **kwargs)
         return _emit_all(reports, args)
     report = budget_report(source, load_target(args.target), **kwargs)
     return _emit_one(report, args)
+
+
+def _accuracy(source: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """``accuracy_fn`` evaluating a circuit on held-out trials of its own tasks (rate model)."""
+    from neurosheet.circuit import Circuit
+    from neurosheet.evaluation import evaluate_circuit
+
+    if not isinstance(source, Circuit):
+        raise NeurosheetError("--evaluate needs a run directory with trained weights "
+                              "(circuit.npz), not a bare graph")
+    if not source.tasks:
+        raise NeurosheetError("--evaluate: the circuit records no tasks to evaluate on")
+
+    def accuracy(circuit: Circuit) -> float:
+        result = evaluate_circuit(circuit, circuit.tasks, args.trials, args.eval_seed)
+        return float(result["mean"][args.metric])
+
+    label = (f"{args.metric}, mean over {len(source.tasks)} task(s), {args.trials} held-out "
+             f"trials each (seed {args.eval_seed}), rate model")
+    return {"accuracy_fn": accuracy, "accuracy_label": label}
 
 
 def _spike_file(arg: str | None, run_dir: str) -> Path | None:
@@ -128,6 +161,11 @@ def _summary(r: dict) -> str:
             f"crossing edges     sheet tiling {p['tiling']['crossing_fraction']:.2%}, "
             f"random {p['random']['crossing_fraction']:.2%}",
         ]
+        if "probe" in p:
+            pr = p["probe"]
+            lines.append(f"locality probe     {pr['cores']} tiles: sheet tiling "
+                         f"{pr['tiling_crossing_fraction']:.2%}, random "
+                         f"{pr['random_crossing_fraction']:.2%} (fits one core)")
     q = r["quantization"]
     acc = q["accuracy"]
     if q.get("status") != "quantized":
