@@ -47,11 +47,16 @@ def usage_figure(report: dict[str, Any]) -> Any:
     parts = report.get("partitions")
     if parts:
         fr = [parts["tiling"]["crossing_fraction"], parts["random"]["crossing_fraction"]]
+        title = f"edges crossing cores ({parts['tiling']['cores']} cores)"
+        if "probe" in parts:
+            probe = parts["probe"]
+            fr = [probe["tiling_crossing_fraction"], probe["random_crossing_fraction"]]
+            title = f"edges crossing {probe['cores']} tiles (probe: fits 1 core)"
         ax2.bar(["sheet tiling", "random"], fr, color=["tab:blue", "tab:gray"])
         for i, v in enumerate(fr):
             ax2.text(i, v, f"{100 * v:.1f}%", ha="center", va="bottom", fontsize=8)
         ax2.set_ylim(0, max(max(fr) * 1.2, 0.05))
-        ax2.set_title(f"edges crossing cores ({parts['tiling']['cores']} cores)", fontsize=9)
+        ax2.set_title(title, fontsize=9)
     else:
         ax2.text(0.5, 0.5, "no partition", ha="center", transform=ax2.transAxes)
         ax2.set_axis_off()
