@@ -184,21 +184,27 @@ def swap_deltas(j: int, r_rec: np.ndarray, r_in: np.ndarray, r_out: np.ndarray,
     the input rows and readout columns the same sum over their external units.
     """
     d = geo.rec
+    k = np.arange(r_rec.shape[0])
 
     def one_side(r: np.ndarray, dist: np.ndarray) -> np.ndarray:
         # Σ_b (r_jb - r_kb)(dist_kb - dist_jb) for every k, all b included.
         rj, dj = r[j], dist[j]
-        return dist @ rj - rj @ dj - (r * dist).sum(1) + r @ dj
+        return dist @ rj - rj @ dj - np.einsum("kb,kb->k", r, dist) + r @ dj
 
-    def rec_side(r: np.ndarray) -> np.ndarray:
-        total = one_side(r, d)
-        k = np.arange(r.shape[0])
-        # remove the b = j and b = k terms, which the sum over b ∉ {j,k} excludes
-        total -= (r[j, j] - r[k, j]) * (d[k, j] - d[j, j])
-        total -= (r[j, k] - r[k, k]) * (d[k, k] - d[j, k])
-        return total
+    # W_rec rows (post-synaptic side) and columns (pre-synaptic side); d is symmetric, so the
+    # column sum uses d @ R[:, j], (R * d).sum(0) and d[j] @ R. Each pass over R is O(N^2).
+    rj, cj, dj = r_rec[j], r_rec[:, j], d[j]
+    both = d @ np.stack([rj, cj], axis=1)
+    rd = r_rec * d
+    rows = both[:, 0] - rj @ dj - rd.sum(1) + r_rec @ dj
+    cols = both[:, 1] - cj @ dj - rd.sum(0) + dj @ r_rec
+    # remove the b = j and b = k terms, which the sum over b ∉ {j,k} excludes
+    rows -= (r_rec[j, j] - r_rec[k, j]) * (d[k, j] - d[j, j])
+    rows -= (r_rec[j, k] - r_rec[k, k]) * (d[k, k] - d[j, k])
+    cols -= (r_rec[j, j] - r_rec[j, k]) * (d[k, j] - d[j, j])
+    cols -= (r_rec[k, j] - r_rec[k, k]) * (d[k, k] - d[j, k])
 
-    delta = weights[0] * (rec_side(r_rec) + rec_side(r_rec.T))
+    delta = weights[0] * (rows + cols)
     delta += weights[1] * one_side(r_in, geo.inp)
     delta += weights[2] * one_side(r_out.T, geo.out.T)
     delta[j] = 0.0
