@@ -20,8 +20,10 @@ metrics (synapse counts, wiring length Σ|w|·d, diagonal fraction) need no rate
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -324,3 +326,51 @@ def analyze_circuit(circuit: Circuit, clusters: FunctionalClusters | None = None
         report["functional"] = clusters.summary()
         report["anatomical"] = anatomical_modularity(circuit, clusters, metric, n_perm, seed)
     return report
+
+
+# ----------------------------------------------------------------------------- inputs
+def load_rates(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Rates saved as ``.npz`` with ``rates/<task>`` ``[T, B, N]`` and optional ``mask/<task>``."""
+    path = Path(path)
+    if not path.is_file():
+        raise NeurosheetError(f"rates file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise NeurosheetError(f"{path}: not a rates file ({exc})") from None
+    rates = {k[6:]: v for k, v in arrays.items() if k.startswith("rates/")}
+    masks = {k[5:]: v for k, v in arrays.items() if k.startswith("mask/")}
+    if not rates:
+        raise NeurosheetError(f"{path}: no 'rates/<task>' arrays")
+    return rates, masks
+
+
+def task_rates(circuit: Circuit, batch: int = 64, seed: int = 0
+               ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Rates ``[T, B, N]`` of the circuit's rate network on ``batch`` noise-free trials per task.
+
+    Masks keep each trial's own steps (padding dropped). Recurrent noise is off (eval mode).
+    """
+    import torch
+
+    from neurosheet.rate_model import RateRNN
+
+    try:
+        from neurosheet.tasks.dataset import TrialSampler
+    except ImportError:
+        raise NeurosheetError("running the tasks needs neurosheet.tasks; pass rates instead") from None
+    if not circuit.tasks:
+        raise NeurosheetError("the circuit lists no tasks; give rates of its tasks instead")
+    sampler = TrialSampler(list(circuit.tasks), seed=seed, noise=False)
+    if sampler.n_inputs != circuit.n_inputs:
+        raise NeurosheetError(f"the tasks give {sampler.n_inputs} inputs, the circuit takes "
+                              f"{circuit.n_inputs}")
+    model = RateRNN.from_circuit(circuit).eval()
+    rates, masks = {}, {}
+    for task in sampler.tasks:
+        b = sampler.sample_task(task, batch)
+        with torch.no_grad():
+            rates[task] = model(torch.as_tensor(b.inputs)).rates.numpy()
+        masks[task] = np.arange(b.inputs.shape[0])[:, None] < b.lengths[None, :]
+    return rates, masks

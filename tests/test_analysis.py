@@ -154,3 +154,40 @@ def test_analysis_figure_is_written(tmp_path):
     c, fc = block_circuit()
     path = save_figure(analysis_figure(c, fc, analyze_circuit(c, fc, n_perm=10)), tmp_path / "a.png")
     assert path.stat().st_size > 1000
+
+
+def test_cli_analyze_with_rates_file(tmp_path, capsys):
+    import json
+
+    from neurosheet.circuit import save_run_circuit
+    from neurosheet.cli import main
+    from neurosheet.io import write_npz
+
+    c, _ = block_circuit()
+    save_run_circuit(tmp_path / "run", c)
+    rng = np.random.default_rng(0)
+    left = c.graph.sheet.positions[:, 0] < 2
+    arrays = {}
+    for task, group in (("a", left), ("b", ~left)):
+        r = 0.01 * rng.normal(size=(5, 8, 16))
+        r[..., group] += rng.normal(size=(5, 8, int(group.sum())))
+        arrays[f"rates/{task}"] = r
+    arrays["mask/a"] = np.ones((5, 8), bool)
+    write_npz(tmp_path / "rates.npz", **arrays)
+    code = main(["analyze", str(tmp_path / "run"), "--rates", str(tmp_path / "rates.npz"),
+                 "--json", "--plot", str(tmp_path / "fig.png"), "--perm", "20", "--k-max", "4"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["functional"]["k"] == 2
+    assert report["anatomical"]["within_fraction"] == 1.0
+    assert (tmp_path / "fig.png").stat().st_size > 1000
+    assert main(["analyze", str(tmp_path / "run"), "--structure-only"]) == 0
+    assert "autapse share" in capsys.readouterr().out
+
+
+def test_cli_analyze_errors_are_one_line(tmp_path, capsys):
+    from neurosheet.cli import main
+
+    assert main(["analyze", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "run directory not found" in err
