@@ -1,0 +1,49 @@
+"""The Mod-Cog task battery (Khona et al. 2023; Yang et al. 2019): 126 tasks, batched and scored.
+
+``TASKS`` names every task; ``TrialSampler`` draws padded batches with a one-hot rule input
+from one seed (vectorized numpy); ``score`` measures outputs per task; ``load_suite`` reads
+the task lists in ``tasks/*.toml``; ``envs.ModCogEnv`` is each task as a neurogym TrialEnv.
+"""
+
+from neurosheet.tasks.dataset import DECISION_WEIGHT, TaskBatch, TrialSampler
+from neurosheet.tasks.metrics import METRICS, score
+from neurosheet.tasks.registry import (
+    ALIASES,
+    BASE_TASKS,
+    DT_MS,
+    INT_BASES,
+    N_OBS,
+    N_OUT,
+    N_RING,
+    SPECS,
+    TASKS,
+    TaskSpec,
+    resolve_task,
+    resolve_tasks,
+    task_spec,
+)
+from neurosheet.tasks.suites import Suite, list_suites, load_suite
+
+__all__ = [
+    "ALIASES",
+    "BASE_TASKS",
+    "DECISION_WEIGHT",
+    "DT_MS",
+    "INT_BASES",
+    "METRICS",
+    "N_OBS",
+    "N_OUT",
+    "N_RING",
+    "SPECS",
+    "TASKS",
+    "Suite",
+    "TaskBatch",
+    "TaskSpec",
+    "TrialSampler",
+    "list_suites",
+    "load_suite",
+    "resolve_task",
+    "resolve_tasks",
+    "score",
+    "task_spec",
+]

@@ -1,0 +1,238 @@
+"""Each Mod-Cog task as a neurogym ``TrialEnv``: one trial at a time, neurogym's own plumbing.
+
+This is the readable, per-trial definition of every task (periods via ``add_period`` and
+neurogym timing specs, stimuli via yang19's ``_gaussianbump``), for use with neurogym tools
+(``ScheduleEnvs``, ``Dataset``, RL loops) and as the check on the vectorized generator in
+``trials.py``: both draw from the same distributions, and given the same trial parameters
+(keyword arguments of ``new_trial``) they produce identical inputs and targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from neurogym.core import TrialEnv
+from neurogym.envs.collections.yang19 import _gaussianbump
+from neurogym.utils import scheduler, spaces
+from neurogym.wrappers.block import ScheduleEnvs
+
+from neurosheet.errors import NeurosheetError
+from neurosheet.tasks.registry import (
+    DT_MS,
+    INT_DELAYS_STEPS,
+    N_OBS,
+    N_OUT,
+    N_RING,
+    TASK_INDEX,
+    resolve_tasks,
+    task_spec,
+)
+from neurosheet.tasks.trials import DLYDM_PAIRS, DM_COHS, HALF, SIGMA
+
+
+def _timing(spec: Any) -> dict[str, Any]:
+    """neurogym timing spec (ms) of a task's periods."""
+    b = spec.base
+    dec = spec.decision_steps * DT_MS
+    if spec.int_dir:
+        delay: Any = ("choice", [d * DT_MS for d in INT_DELAYS_STEPS])
+    elif b.family == "go":
+        delay = b.delay_ms
+    elif b.family == "dm":
+        delay = 500
+    else:
+        delay = ("uniform", (200, 1200))  # floored to dt: {200, ..., 1100} ms
+    if b.family == "go":
+        if b.reaction:
+            return {"fixation": 500, "decision": dec}
+        return {"fixation": 500, "stimulus": 500, "delay": delay, "decision": dec}
+    if b.family == "dm":
+        fix = ("uniform", (200, 500))
+        if not b.delayed:
+            return {"fixation": fix, "stimulus": 500, "decision": dec}
+        return {"fixation": fix, "stim1": 500, "delay": delay, "stim2": 500, "decision": dec}
+    return {"fixation": 300, "sample": 500, "delay": delay, "test": 500, "decision": dec}
+
+
+class ModCogEnv(TrialEnv):
+    """One Mod-Cog task (any of the 126) as a neurogym trial environment.
+
+    Observation 33 = fixation + two rings of 16; actions 17 = fixate + 16 directions.
+    ``new_trial`` accepts any of the drawn parameters as keywords (``fixation``/``delay`` in
+    ms, ``modality``, ``loc1``, ``loc2``, ``strength1``, ``strength2``, ``match``) to fix them.
+    """
+
+    metadata = {  # noqa: RUF012
+        "paper_name": "Winning the lottery with neural connectivity constraints (Mod-Cog)",
+        "paper_link": "https://arxiv.org/abs/2207.03523",
+        "tags": ["supervised", "multitask", "working memory"],
+    }
+
+    def __init__(self, task: str, dt: int = DT_MS, noise: bool = True) -> None:
+        if dt != DT_MS:
+            raise NeurosheetError(f"Mod-Cog tasks are defined at dt = {DT_MS} ms, got {dt}")
+        super().__init__(dt=dt)
+        self.spec = task_spec(task)
+        self.noise = noise
+        self.sigma = SIGMA
+        self.theta = np.arange(N_RING) * 2 * np.pi / N_RING
+        self.timing = _timing(self.spec)
+        self.rewards = {"abort": -0.1, "correct": 1.0, "fail": 0.0}
+        self.n_trials_made = 0
+        self.observation_space = spaces.Box(
+            -np.inf, np.inf, shape=(N_OBS,), dtype=np.float32,
+            name={"fixation": 0, "stimulus_mod1": range(1, N_RING + 1),
+                  "stimulus_mod2": range(N_RING + 1, 2 * N_RING + 1)})
+        self.action_space = spaces.Discrete(
+            N_OUT, name={"fixation": 0, "choice": range(1, N_RING + 1)})
+
+    def _bump(self, loc: int, strength: float = 1.0) -> np.ndarray:
+        return _gaussianbump(self.theta[int(loc) % N_RING], self.theta, strength)
+
+    def _periods(self, names: list[str], kwargs: dict[str, Any]) -> None:
+        self.add_period(names, duration=[kwargs.get(p) for p in names])
+
+    def _new_trial(self, **kwargs: Any) -> dict[str, Any]:
+        self.n_trials_made += 1
+        family = self.spec.family
+        trial = {"go": self._go, "dm": self._dm, "dms": self._dms}[family](kwargs)
+        delay_steps = int(self._duration.get("delay", 0) // self.dt)
+        int_shift = self.spec.int_dir * delay_steps
+        self.set_groundtruth(0)
+        if trial["respond"]:
+            target = (trial["answer"] + int_shift) % N_RING
+            dec = self.view_groundtruth("decision")
+            dec[:] = 1 + (target + self.spec.seq_dir * np.arange(len(dec))) % N_RING
+        else:
+            target = -1
+            trial["answer"] = -1
+        trial.update(task=self.spec.name, delay_steps=delay_steps, int_shift=int_shift,
+                     target=target, fixation_steps=int(self._duration["fixation"] // self.dt))
+        return trial
+
+    def _go(self, kw: dict[str, Any]) -> dict[str, Any]:
+        b = self.spec.base
+        c = int(kw["loc1"]) if "loc1" in kw else int(self.rng.choice(N_RING))
+        m = int(kw["modality"]) if "modality" in kw else int(self.rng.choice(2))
+        stim = self._bump(c + HALF * b.anti)
+        where = f"stimulus_mod{m + 1}"
+        if b.reaction:
+            self._periods(["fixation", "decision"], kw)
+            self.add_ob(1, "fixation", where="fixation")
+            self.add_ob(stim, "decision", where=where)
+        else:
+            self._periods(["fixation", "stimulus", "delay", "decision"], kw)
+            self.add_ob(1, ["fixation", "stimulus", "delay"], where="fixation")
+            self.add_ob(stim, "stimulus", where=where)
+        return {"loc1": c, "loc2": -1, "modality": m, "match": False, "respond": True,
+                "answer": c}
+
+    def _dm(self, kw: dict[str, Any]) -> dict[str, Any]:
+        b = self.spec.base
+        i1 = int(kw["loc1"]) if "loc1" in kw else int(self.rng.choice(N_RING))
+        if "loc2" in kw:
+            i2 = int(kw["loc2"])
+        else:
+            i2 = i1
+            while i2 == i1:
+                i2 = int(self.rng.choice(N_RING))
+        if "strength1" in kw:
+            s1, s2 = np.asarray(kw["strength1"], float), np.asarray(kw["strength2"], float)
+        else:
+            s1, s2 = np.zeros(2), np.zeros(2)
+            for m in (0, 1):
+                if not b.stim_mod[m]:
+                    continue
+                if b.delayed:
+                    s1[m], s2[m] = DLYDM_PAIRS[self.rng.choice(len(DLYDM_PAIRS))]
+                else:
+                    coh = self.rng.choice(DM_COHS) * self.rng.choice([-1, 1])
+                    s1[m], s2[m] = 0.5 + coh / 2, 0.5 - coh / 2
+            w = np.asarray(b.w_mod)
+            if np.isclose(w @ s1, w @ s2):  # a tie has no answer: swap modality 2's pair
+                s1[1], s2[1] = s2[1], s1[1]
+        if b.delayed:
+            self._periods(["fixation", "stim1", "delay", "stim2", "decision"], kw)
+            stim_periods = ["stim1", "stim2"]
+        else:
+            self._periods(["fixation", "stimulus", "decision"], kw)
+            stim_periods = ["stimulus"]
+        self.add_ob(1, [p for p in self.timing if p != "decision"], where="fixation")
+        for m in (0, 1):
+            where = f"stimulus_mod{m + 1}"
+            if b.delayed:
+                self.add_ob(self._bump(i1, s1[m]), "stim1", where=where)
+                self.add_ob(self._bump(i2, s2[m]), "stim2", where=where)
+            else:
+                self.add_ob(self._bump(i1, s1[m]) + self._bump(i2, s2[m]), "stimulus",
+                            where=where)
+            if self.noise:
+                self.add_randn(0, self.sigma, stim_periods, where=where)
+        w = np.asarray(b.w_mod)
+        answer = i1 if w @ s1 > w @ s2 else i2
+        return {"loc1": i1, "loc2": i2, "modality": -1, "strength1": s1, "strength2": s2,
+                "match": False, "respond": True, "answer": answer}
+
+    def _dms(self, kw: dict[str, Any]) -> dict[str, Any]:
+        b = self.spec.base
+        m = int(kw["modality"]) if "modality" in kw else int(self.rng.choice(2))
+        match = bool(kw["match"]) if "match" in kw else bool(self.rng.choice(2))
+        i_s = int(kw["loc1"]) if "loc1" in kw else int(self.rng.choice(N_RING))
+        if "loc2" in kw:
+            i_t = int(kw["loc2"])
+        elif b.category:
+            cat_s = i_s // HALF
+            cat_t = cat_s if match else 1 - cat_s
+            i_t = int(self.rng.choice(HALF)) + HALF * cat_t
+        else:
+            i_t = i_s if match else (i_s + HALF) % N_RING
+        self._periods(["fixation", "sample", "delay", "test", "decision"], kw)
+        where = f"stimulus_mod{m + 1}"
+        self.add_ob(1, ["fixation", "sample", "delay", "test"], where="fixation")
+        self.add_ob(self._bump(i_s), "sample", where=where)
+        self.add_ob(self._bump(i_t), "test", where=where)
+        if self.noise:
+            self.add_randn(0, self.sigma, ["sample", "test"], where=where)
+        return {"loc1": i_s, "loc2": i_t, "modality": m, "match": match,
+                "respond": match == b.matchgo, "answer": i_t}
+
+    def _step(self, action: int) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        gt = self.gt_now
+        reward = 0.0
+        new_trial = False
+        if self.in_period("decision"):
+            if action != 0:
+                new_trial = True
+                reward = self.rewards["correct"] if action == gt else self.rewards["fail"]
+                self.performance = int(action == gt)
+        elif action != 0:
+            reward = self.rewards["abort"]
+        return self.ob_now, reward, False, False, {"new_trial": new_trial, "gt": gt}
+
+
+def make_env(task: str, seed: int | None = None, noise: bool = True) -> ModCogEnv:
+    """A seeded :class:`ModCogEnv` for one task (name or alias)."""
+    env = ModCogEnv(task, noise=noise)
+    env.seed(seed)
+    return env
+
+
+def make_schedule_env(tasks: Sequence[str], seed: int = 0, noise: bool = True,
+                      rule_input: bool = True) -> ScheduleEnvs:
+    """neurogym ``ScheduleEnvs`` over ``tasks`` with a one-hot rule input, as in the reference
+    README; task ``i`` is seeded with ``seed + i`` (``ScheduleEnvs.seed`` would give all the
+    same stream)."""
+    names = resolve_tasks(tasks)
+    envs = [make_env(t, seed + i, noise) for i, t in enumerate(names)]
+    sched = scheduler.RandomSchedule(len(envs))
+    sched.seed(seed)
+    env = ScheduleEnvs(envs, sched, env_input=rule_input)
+    env.reset()
+    return env
+
+
+def registry_index(env: ModCogEnv) -> int:
+    """Position of an env's task in the registry."""
+    return TASK_INDEX[env.spec.name]
