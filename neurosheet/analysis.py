@@ -350,7 +350,8 @@ def task_rates(circuit: Circuit, batch: int = 64, seed: int = 0
                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Rates ``[T, B, N]`` of the circuit's rate network on ``batch`` noise-free trials per task.
 
-    Masks keep each trial's own steps (padding dropped). Recurrent noise is off (eval mode).
+    Masks keep each trial's own steps after its initial fixation period (as Yang 2019 drops
+    'fix1'); padding is dropped. Input and recurrent noise are off.
     """
     import torch
 
@@ -372,5 +373,7 @@ def task_rates(circuit: Circuit, batch: int = 64, seed: int = 0
         b = sampler.sample_task(task, batch)
         with torch.no_grad():
             rates[task] = model(torch.as_tensor(b.inputs)).rates.numpy()
-        masks[task] = np.arange(b.inputs.shape[0])[:, None] < b.lengths[None, :]
+        t = np.arange(b.inputs.shape[0])[:, None]
+        start = b.info["durations"][:, 0][None, :] if "durations" in b.info else 0
+        masks[task] = (t < b.lengths[None, :]) & (t >= start)
     return rates, masks

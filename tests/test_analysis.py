@@ -191,3 +191,21 @@ def test_cli_analyze_errors_are_one_line(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "run directory not found" in err
+
+
+def test_task_rates_run_the_circuits_tasks():
+    from neurosheet.analysis import task_rates
+    from neurosheet.rate_model import RateRNN
+    from neurosheet.tasks.registry import N_OBS
+
+    g = attach_projections(build_graph(make_sheet(16), "full"), N_OBS + 2, 17)
+    circuit = RateRNN(g, seed=1).to_circuit(tasks=("go", "anti"))
+    rates, masks = task_rates(circuit, batch=6, seed=0)
+    assert list(rates) == ["go", "anti"]
+    assert rates["go"].shape[1:] == (6, 16) and masks["go"].shape == rates["go"].shape[:2]
+    assert not masks["go"][0].any()  # the initial fixation step is left out
+    fc = functional_clusters(rates, masks, k_max=4, active_threshold=0.0)
+    assert fc.variance.shape == (16, 2)
+    with pytest.raises(NeurosheetError, match="inputs"):
+        task_rates(RateRNN(attach_projections(build_graph(make_sheet(16), "full"), 3, 17))
+                   .to_circuit(tasks=("go",)))
