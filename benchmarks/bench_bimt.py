@@ -13,7 +13,6 @@ import torch
 from neurosheet.bimt import (
     BimtConfig,
     BimtRegularizer,
-    SwapSchedule,
     WiringGeometry,
     swap_deltas,
     wiring_cost,
@@ -69,7 +68,7 @@ def main() -> None:
         graph = attach_projections(build_graph(make_sheet(n), "full"), N_IN, N_OUT)
         model = RateRNN(graph, RateParams("relu", 100.0, 20.0), gain=1.5)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
-        reg = BimtRegularizer(model, BimtConfig(swap=SwapSchedule(every=1, top_k=30)), 100)
+        reg = BimtRegularizer(model, BimtConfig(swap_every=1, swap_top_k=30), 100)
         reg.penalty(50).backward()
         opt.step()
         t0 = time.perf_counter()

@@ -7,7 +7,7 @@ Brains"): every weight pays for the wire it needs on the sheet,
 
 (R = mean or sum over each matrix's weights; d = sheet distance, L1 by default; input and
 readout units sit at the fixed border positions of their :class:`~neurosheet.graph.Projection`),
-the loss adds ``lambda(step) * cost``, and every ``swap.every`` steps the most connected
+the loss adds ``lambda(step) * cost``, and every ``swap_every`` steps the most connected
 neurons move to the sheet slot that lowers the wiring cost most. A swap permutes rows and
 columns of W_rec, rows of W_in, columns of W_out, b_rec and the optimizer's moment buffers,
 so the network computes exactly the same function; only its layout changes.
@@ -21,7 +21,7 @@ The training loop needs two calls (see :class:`BimtRegularizer`)::
     reg = BimtRegularizer(model, config, total_steps)
     loss = task_loss + reg.penalty(step)
     loss.backward(); optimizer.step()
-    reg.after_step(step, optimizer)     # swaps every config.swap.every steps
+    reg.after_step(step, optimizer)     # swaps every config.swap_every steps
 """
 
 from __future__ import annotations
@@ -50,20 +50,13 @@ SCHEDULES: dict[str, tuple[tuple[float, float], ...]] = {
 
 
 # ----------------------------------------------------------------------------- config
-class SwapSchedule(BaseModel):
-    """When and how many neurons relocate (``every = 0`` disables swaps)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    every: int = Field(500, ge=0, description="swap pass every this many optimizer steps")
-    top_k: int = Field(30, ge=1, description="neurons (highest total |weight|) moved per pass")
-    permute_optimizer: bool = Field(True, description="permute Adam moments with the weights")
-
-
 class BimtConfig(BaseModel):
-    """Connection-cost regularizer and swap schedule; defaults follow the MNIST BIMT notebook."""
+    """Connection-cost regularizer and swap schedule (the ``[bimt]`` table of a model preset).
 
-    model_config = ConfigDict(extra="forbid")
+    Defaults follow the MNIST BIMT notebook; ``swap_every = 0`` turns swaps off.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     lam: float = Field(0.01, ge=0, description="base lambda (0 = no regularization)")
     schedule: Literal["constant", "bump", "ramp"] = "bump"
@@ -75,7 +68,11 @@ class BimtConfig(BaseModel):
     reduction: Literal["mean", "sum"] = "mean"
     unit_square: bool = Field(True, description="measure distances with the sheet scaled to [0,1]")
     penalize_bias: bool = Field(False, description="add R(l0 |b_rec|) as the reference's bias term")
-    swap: SwapSchedule = Field(default_factory=SwapSchedule)
+    swap_every: int = Field(500, ge=0, description="swap pass every this many optimizer steps")
+    swap_top_k: int = Field(30, ge=1, description="neurons (highest total |weight|) moved per pass")
+    permute_optimizer: bool = Field(True, description="permute Adam moments with the weights")
+    prune: float | None = Field(None, ge=0, description="after training, prune |w| <= prune")
+    prune_relative: bool = Field(True, description="prune is a fraction of each matrix's max|W|")
 
     @model_validator(mode="after")
     def _check_milestones(self) -> BimtConfig:
@@ -90,7 +87,7 @@ class BimtConfig(BaseModel):
     @property
     def mode(self) -> str:
         """``none``, ``l1``, ``l1+local``, ``l1+swap`` or ``bimt`` (the reference's ablation ladder)."""
-        swaps = self.swap.every > 0
+        swaps = self.swap_every > 0
         if self.lam == 0:
             return "swap-only" if swaps else "none"
         if self.locality == 0:
@@ -351,7 +348,7 @@ class BimtRegularizer:
             coef = (config.l0 + config.locality * geo[w][post, pre]) * self._norm[w]
             self._coef[w] = torch.as_tensor(coef, dtype=torch.float32)
         self._bias_norm = 1.0 / graph.n if config.reduction == "mean" else 1.0
-        self.swaps_on = config.swap.every > 0 and config.locality > 0
+        self.swaps_on = config.swap_every > 0 and config.locality > 0
         self.permuter = EdgePermuter.from_graph(graph) if self.swaps_on else None
         self.perm = np.arange(graph.n)
         self.history: list[dict[str, float]] = []
@@ -396,23 +393,35 @@ class BimtRegularizer:
     def relocate(self, optimizer: torch.optim.Optimizer | None = None) -> SwapReport:
         """One swap pass now; permutes the model (and optimizer moments) in place."""
         if self.permuter is None:
-            raise NeurosheetError("swaps are off (swap.every = 0 or locality = 0)")
-        report = relocate(*self.dense_abs(), self.geometry, self.config.swap.top_k,
+            raise NeurosheetError("swaps are off (swap_every = 0 or locality = 0)")
+        report = relocate(*self.dense_abs(), self.geometry, self.config.swap_top_k,
                           self.swap_weights())
         if report.swaps:
-            opt = optimizer if self.config.swap.permute_optimizer else None
+            opt = optimizer if self.config.permute_optimizer else None
             permute_model(self.model, report.order, self.permuter, opt)
             self.perm = self.perm[report.order]
         return report
 
     def after_step(self, step: int, optimizer: torch.optim.Optimizer | None = None
                    ) -> SwapReport | None:
-        """Call after ``optimizer.step()``; does a swap pass when ``(step + 1) % every == 0``."""
-        if not self.swaps_on or (step + 1) % self.config.swap.every:
+        """Call after ``optimizer.step()``; a swap pass when ``(step + 1) % swap_every == 0``."""
+        if not self.swaps_on or (step + 1) % self.config.swap_every:
             return None
         report = self.relocate(optimizer)
         self.history.append({"step": step, "swaps": report.swaps, "delta": report.delta})
         return report
+
+    def state_dict(self) -> dict[str, Any]:
+        """``perm`` and swap history, for checkpoints (the weights already carry the swaps)."""
+        return {"perm": self.perm.tolist(), "history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (on resume)."""
+        perm = np.asarray(state["perm"], dtype=np.int64)
+        if perm.shape != self.perm.shape or not np.array_equal(np.sort(perm), np.arange(perm.size)):
+            raise NeurosheetError("saved BIMT permutation does not fit this model")
+        self.perm = perm
+        self.history = [dict(h) for h in state["history"]]
 
     def meta(self) -> dict[str, Any]:
         """What to store with the trained circuit: config, mode, perm and swap history."""

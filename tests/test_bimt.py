@@ -11,7 +11,6 @@ import torch
 from neurosheet.bimt import (
     BimtConfig,
     BimtRegularizer,
-    SwapSchedule,
     WiringGeometry,
     dense_abs,
     prune_circuit,
@@ -85,7 +84,7 @@ def test_relocate_reports_true_cost_change_and_lowers_it():
 
 def test_swaps_preserve_function_and_reduce_wiring_cost():
     model = make_model(full_graph()).eval()
-    reg = BimtRegularizer(model, BimtConfig(swap=SwapSchedule(every=1, top_k=N)), 100)
+    reg = BimtRegularizer(model, BimtConfig(swap_every=1, swap_top_k=N), 100)
     u = torch.randn(12, 4, N_IN, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         before = model(u)
@@ -128,7 +127,7 @@ def test_optimizer_moments_follow_the_swap():
     for batch in batches[:2]:
         step(a, opt_a, batch)
         step(b, opt_b, batch)
-    reg = BimtRegularizer(b, BimtConfig(swap=SwapSchedule(every=1, top_k=N)), 10)
+    reg = BimtRegularizer(b, BimtConfig(swap_every=1, swap_top_k=N), 10)
     order = reg.relocate(opt_b).order
     assert not np.array_equal(order, np.arange(N))
     step(a, opt_a, batches[2])
@@ -160,7 +159,7 @@ def test_cost_formula_and_l1_limit():
     assert reg.penalty(3).item() == pytest.approx(0.1 * expected, rel=1e-5)
     # A = 0 with a per-matrix mean is plain L1: lam * l0 * mean|w| per matrix
     l1 = BimtRegularizer(model, BimtConfig(lam=1.0, schedule="constant", locality=0.0,
-                                           swap=SwapSchedule(every=0)), 10)
+                                           swap_every=0), 10)
     want = 0.5 * sum(float(p.detach().abs().mean())
                      for p in (model.rec.values, model.inp.values, model.out.values))
     assert l1.penalty(0).item() == pytest.approx(want, rel=1e-5)
@@ -177,7 +176,7 @@ def test_lambda_schedules():
     assert [ramp.lam_at(s, 100) for s in (0, 25, 50, 99)] == pytest.approx([0.01, 0.1, 1.0, 1.0])
     custom = BimtConfig(lam=1.0, milestones=[(0.5, 3.0)])
     assert custom.lam_at(49, 100) == 1.0 and custom.lam_at(50, 100) == 3.0
-    assert BimtConfig(lam=0, swap=SwapSchedule(every=0)).mode == "none"
+    assert BimtConfig(lam=0, swap_every=0).mode == "none"
     with pytest.raises(NeurosheetError, match="milestones"):
         validate(BimtConfig, {"milestones": [[0.8, 1.0], [0.2, 2.0]]}, "x.toml")
     with pytest.raises(NeurosheetError, match="lam"):
@@ -186,7 +185,7 @@ def test_lambda_schedules():
 
 def test_after_step_swaps_on_schedule_only():
     model = make_model(full_graph())
-    reg = BimtRegularizer(model, BimtConfig(swap=SwapSchedule(every=3, top_k=4)), 10)
+    reg = BimtRegularizer(model, BimtConfig(swap_every=3, swap_top_k=4), 10)
     done = [s for s in range(9) if reg.after_step(s) is not None]
     assert done == [2, 5, 8]
     assert [h["step"] for h in reg.meta()["bimt"]["swaps"]] == [2, 5, 8]
@@ -197,7 +196,7 @@ def test_swaps_need_a_full_graph():
     with pytest.raises(NeurosheetError, match="fully connected"):
         BimtRegularizer(make_model(g), BimtConfig(), 10)
     # the cost alone works on any graph (L1 / locality penalty on an LM-RNN)
-    reg = BimtRegularizer(make_model(g), BimtConfig(swap=SwapSchedule(every=0)), 10)
+    reg = BimtRegularizer(make_model(g), BimtConfig(swap_every=0), 10)
     assert reg.cost().item() > 0
     g2 = full_graph(self_connections=False)
     BimtRegularizer(make_model(g2), BimtConfig(), 10).relocate()  # no autapses is fine too
@@ -285,8 +284,8 @@ def test_bimt_wires_shorter_than_l1_at_same_accuracy_and_prunes_safely():
     """Toy 4-task problem, N = 64, 1500 steps each (~10 s): the BIMT-vs-L1 claim in small."""
     from neurosheet.analysis import structure_metrics
 
-    l1 = _toy_train(BimtConfig(lam=0.1, locality=0.0, swap=SwapSchedule(every=0)))
-    bimt = _toy_train(BimtConfig(lam=0.1, swap=SwapSchedule(every=100, top_k=16)))
+    l1 = _toy_train(BimtConfig(lam=0.1, locality=0.0, swap_every=0))
+    bimt = _toy_train(BimtConfig(lam=0.1, swap_every=100, swap_top_k=16))
     acc_l1, acc_bimt = _toy_accuracy(l1), _toy_accuracy(bimt)
     assert acc_bimt > 0.85 and acc_bimt > acc_l1 - 0.03
     wire = {k: structure_metrics(c)["rec"]["wiring_length"] for k, c in (("l1", l1), ("bimt", bimt))}
@@ -295,3 +294,15 @@ def test_bimt_wires_shorter_than_l1_at_same_accuracy_and_prunes_safely():
     pruned = prune_circuit(bimt, 0.05, relative=True)
     assert pruned.graph.synapses < 0.5 * bimt.graph.synapses
     assert _toy_accuracy(pruned) > acc_bimt - 0.02
+
+
+def test_regularizer_state_round_trip():
+    model = make_model(full_graph())
+    reg = BimtRegularizer(model, BimtConfig(swap_every=1, swap_top_k=N), 10)
+    reg.after_step(0)
+    other = BimtRegularizer(model, BimtConfig(swap_every=1, swap_top_k=N), 10)
+    other.load_state_dict(reg.state_dict())
+    np.testing.assert_array_equal(other.perm, reg.perm)
+    assert other.history == reg.history
+    with pytest.raises(NeurosheetError, match="permutation"):
+        other.load_state_dict({"perm": [0] * N, "history": []})
