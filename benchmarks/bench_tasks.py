@@ -6,7 +6,8 @@ neurogym side: ``ScheduleEnvs`` over one ``ModCogEnv`` (a neurogym TrialEnv) per
 one-hot rule input, wrapped in ``neurogym.Dataset(batch_size=ng_batch, seq_len=350)``, the
 reference README's recipe; its trials are counted inside the envs (trials cut at the end of a
 sequence count too). Also timed: the plain per-trial ``new_trial()`` loop of that env.
-Single thread; numbers depend on the machine and its load, so ratios come from one run.
+Single thread; the three generators are measured in interleaved rounds so machine load hits
+them alike; medians and the median per-round ratio are printed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import neurogym  # noqa: E402
 import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from neurosheet.tasks import TrialSampler, load_suite  # noqa: E402
 from neurosheet.tasks.envs import make_schedule_env  # noqa: E402
@@ -44,52 +46,62 @@ def _timed(fn, seconds: float) -> tuple[int, float, int]:
             return calls, elapsed, total
 
 
-def bench_ours(tasks: tuple[str, ...], batch: int, seconds: float) -> dict[str, float]:
+def ours_runner(tasks: tuple[str, ...], batch: int):
+    """A function that times our sampler for ``seconds``: (trials/s, steps/s, s/batch)."""
     sampler = TrialSampler(tasks, seed=0)
     sampler.sample(batch)  # warm-up
-    steps = []
 
-    def one() -> int:
-        b = sampler.sample(batch)
-        steps.append(int(b.lengths.sum()))
-        return batch
+    def measure(seconds: float) -> tuple[float, float, float]:
+        steps = []
 
-    calls, elapsed, trials = _timed(one, seconds)
-    return {"trials_per_s": trials / elapsed, "steps_per_s": sum(steps) / elapsed,
-            "s_per_batch": elapsed / calls, "batches": calls}
+        def one() -> int:
+            b = sampler.sample(batch)
+            steps.append(int(b.lengths.sum()))
+            return batch
+
+        calls, elapsed, trials = _timed(one, seconds)
+        return trials / elapsed, sum(steps) / elapsed, elapsed / calls
+
+    return measure
 
 
 def _count(ds: neurogym.Dataset) -> int:
     return sum(sub.unwrapped.n_trials_made for env in ds.envs for sub in env.envs)
 
 
-def bench_neurogym(tasks: tuple[str, ...], batch: int, seq_len: int,
-                   seconds: float) -> dict[str, float]:
+def dataset_runner(tasks: tuple[str, ...], batch: int, seq_len: int):
+    """Build neurogym's Dataset (timed) and return (build seconds, measure function)."""
     env = make_schedule_env(tasks, seed=0)
     t0 = time.perf_counter()
     ds = neurogym.Dataset(env, batch_size=batch, seq_len=seq_len)
     build = time.perf_counter() - t0
-    before = _count(ds)
 
-    def one() -> int:
-        ds()
-        return 0
+    def measure(seconds: float) -> tuple[float, float, float]:
+        before = _count(ds)
 
-    calls, elapsed, _ = _timed(one, seconds)
-    trials = _count(ds) - before
-    return {"trials_per_s": trials / elapsed, "steps_per_s": calls * batch * seq_len / elapsed,
-            "s_per_batch": elapsed / calls, "batches": calls, "build_s": build}
+        def one() -> int:
+            ds()
+            return 0
+
+        calls, elapsed, _ = _timed(one, seconds)
+        return (_count(ds) - before) / elapsed, calls * batch * seq_len / elapsed, elapsed / calls
+
+    return build, measure
 
 
-def bench_loop(tasks: tuple[str, ...], seconds: float) -> dict[str, float]:
+def loop_runner(tasks: tuple[str, ...]):
+    """Times the plain per-trial ``new_trial()`` loop of the neurogym ScheduleEnvs."""
     env = make_schedule_env(tasks, seed=0)
 
-    def one() -> int:
-        env.new_trial()
-        return 1
+    def measure(seconds: float) -> tuple[float, float, float]:
+        def one() -> int:
+            env.new_trial()
+            return 1
 
-    calls, elapsed, _ = _timed(one, seconds)
-    return {"trials_per_s": calls / elapsed}
+        calls, elapsed, _ = _timed(one, seconds)
+        return calls / elapsed, float("nan"), elapsed / calls
+
+    return measure
 
 
 def main() -> None:
@@ -98,26 +110,36 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=512, help="our batch size (trials)")
     p.add_argument("--ng-batch", type=int, default=64, help="neurogym Dataset batch size")
     p.add_argument("--seq-len", type=int, default=350, help="neurogym Dataset seq_len")
-    p.add_argument("--seconds", type=float, default=4.0, help="time per measurement")
+    p.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds")
     args = p.parse_args()
     warnings.filterwarnings("ignore")  # gymnasium's wrapper-attribute deprecation warnings
     tasks = load_suite(args.suite).tasks
     print(f"suite {args.suite}: {len(tasks)} tasks; numpy {np.__version__}, neurogym "
-          f"{neurogym.__version__}, python {platform.python_version()}, 1 thread")
-    ours = bench_ours(tasks, args.batch, args.seconds)
-    ng = bench_neurogym(tasks, args.ng_batch, args.seq_len, args.seconds)
-    loop = bench_loop(tasks, args.seconds)
+          f"{neurogym.__version__}, python {platform.python_version()}, 1 thread; "
+          f"{args.rounds} interleaved rounds of {args.seconds} s each, medians")
+    ours = ours_runner(tasks, args.batch)
+    build, ng = dataset_runner(tasks, args.ng_batch, args.seq_len)
+    loop = loop_runner(tasks)
+    rows: dict[str, list[tuple[float, float, float]]] = {"ours": [], "ng": [], "loop": []}
+    for _ in tqdm(range(args.rounds), desc="rounds", leave=False):
+        for key, fn in (("ours", ours), ("ng", ng), ("loop", loop)):
+            rows[key].append(fn(args.seconds))
+    med = {k: np.median(np.array(v), axis=0) for k, v in rows.items()}
+    ratio_ds = np.median([o[0] / n[0] for o, n in zip(rows["ours"], rows["ng"], strict=True)])
+    ratio_loop = np.median([o[0] / n[0] for o, n in zip(rows["ours"], rows["loop"],
+                                                           strict=True)])
     print(f"{'generator':<44}{'trials/s':>12}{'steps/s':>14}{'s/batch':>10}")
-    print(f"{f'neurosheet TrialSampler (batch {args.batch})':<44}{ours['trials_per_s']:>12,.0f}"
-          f"{ours['steps_per_s']:>14,.0f}{ours['s_per_batch']:>10.4f}")
-    print(f"{f'neurogym Dataset (batch {args.ng_batch}, seq {args.seq_len})':<44}"
-          f"{ng['trials_per_s']:>12,.0f}{ng['steps_per_s']:>14,.0f}{ng['s_per_batch']:>10.4f}")
-    print(f"{'neurogym ScheduleEnvs new_trial() loop':<44}{loop['trials_per_s']:>12,.0f}")
-    print(f"neurogym Dataset construction (batch {args.ng_batch}): {ng['build_s']:.1f} s")
-    r_ds, r_loop = ours["trials_per_s"] / ng["trials_per_s"], ours["trials_per_s"] / loop[
-        "trials_per_s"]
-    print(f"ratio trials/s  ours / neurogym Dataset = {r_ds:.1f}x   "
-          f"ours / new_trial loop = {r_loop:.1f}x")
+    names = {"ours": f"neurosheet TrialSampler (batch {args.batch})",
+             "ng": f"neurogym Dataset (batch {args.ng_batch}, seq {args.seq_len})",
+             "loop": "neurogym ScheduleEnvs new_trial() loop"}
+    for key, label in names.items():
+        tps, sps, spb = med[key]
+        sps_text = "-" if np.isnan(sps) else f"{sps:,.0f}"
+        print(f"{label:<44}{tps:>12,.0f}{sps_text:>14}{spb:>10.4f}")
+    print(f"neurogym Dataset construction (batch {args.ng_batch}): {build:.1f} s")
+    print(f"ratio trials/s (median of per-round ratios): ours / neurogym Dataset = "
+          f"{ratio_ds:.1f}x   ours / new_trial loop = {ratio_loop:.1f}x")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ that every weight is finite.
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import scipy.sparse as sp
 
 from neurosheet.errors import NeurosheetError
 from neurosheet.graph import SheetGraph
-from neurosheet.io import write_npz
+from neurosheet.io import read_npz, write_npz
 
 FORMAT = "neurosheet.circuit"
 VERSION = 1
@@ -167,15 +166,7 @@ class Circuit:
     def load(cls, path: str | Path, graph: SheetGraph) -> Circuit:
         """Read weights saved by :meth:`save` onto ``graph``; refuses a mismatch or NaN."""
         path = Path(path)
-        if not path.is_file():
-            raise NeurosheetError(f"circuit file not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-            raise NeurosheetError(f"{path}: corrupt or not a circuit file ({exc})") from None
-        if str(arrays.get("format", "")) != FORMAT:
-            raise NeurosheetError(f"{path}: not a neurosheet circuit file")
+        arrays = read_npz(path, "circuit", FORMAT, VERSION)
         if str(arrays["graph_fingerprint"]) != graph.fingerprint():
             raise NeurosheetError(f"{path}: circuit does not match its graph (fingerprint differs)")
         try:

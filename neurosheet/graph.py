@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurosheet.errors import NeurosheetError
-from neurosheet.io import write_npz
+from neurosheet.io import read_npz, write_npz
 from neurosheet.sheet import Sheet
 
 FORMAT = "neurosheet.graph"
@@ -273,20 +272,7 @@ class SheetGraph:
     def load(cls, path: str | Path, expect_fingerprint: str | None = None) -> SheetGraph:
         """Read a graph file; a corrupt, foreign or mismatched file raises one clear error."""
         path = Path(path)
-        if not path.is_file():
-            raise NeurosheetError(f"graph file not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-            raise NeurosheetError(f"{path}: corrupt or not a graph file ({exc})") from None
-        if str(arrays.get("format", "")) != FORMAT:
-            raise NeurosheetError(f"{path}: not a neurosheet graph file")
-        if int(arrays["version"]) > VERSION:
-            raise NeurosheetError(
-                f"{path}: graph format version {int(arrays['version'])} is newer than "
-                f"this neurosheet supports ({VERSION})"
-            )
+        arrays = read_npz(path, "graph", FORMAT, VERSION)
         try:
             sheet = Sheet.from_arrays({k[6:]: v for k, v in arrays.items() if k.startswith("sheet.")})
             n = sheet.n

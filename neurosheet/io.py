@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -68,6 +69,29 @@ def write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]
     with atomic_open(path, "wb") as fh:
         writer(fh)
     return Path(path)
+
+
+def read_npz(path: str | os.PathLike[str], what: str, fmt: str, version: int) -> dict[str, np.ndarray]:
+    """Load a neurosheet ``.npz`` of format ``fmt``; missing, corrupt, foreign or too-new files
+    raise one :class:`NeurosheetError` line naming the file (``what`` names the kind of file)."""
+    from neurosheet.errors import NeurosheetError
+
+    path = Path(path)
+    if not path.is_file():
+        raise NeurosheetError(f"{what} file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise NeurosheetError(f"{path}: corrupt or not a {what} file ({exc})") from None
+    if str(arrays.get("format", "")) != fmt:
+        raise NeurosheetError(f"{path}: not a neurosheet {what} file")
+    if int(arrays.get("version", 0)) > version:
+        raise NeurosheetError(
+            f"{path}: {what} format version {int(arrays['version'])} is newer than this "
+            f"neurosheet supports ({version})"
+        )
+    return arrays
 
 
 def _json_default(obj: Any) -> Any:

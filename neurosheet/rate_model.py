@@ -2,10 +2,12 @@
 
 Parameters are *edge values* (one per synapse, CSR order), never a dense matrix with a mask:
 a masked entry does not exist, so it is exactly zero throughout training and in every file.
+The recurrent product uses sparse kernels (:mod:`neurosheet.edge_ops`), so a sparse sheet
+also trains faster than a dense one.
 
 Dynamics per Euler sub-step (``substeps`` per task step, see :class:`RateParams`)::
 
-    x <- (1 - a) x + a (W_rec f(x) + W_in u_t + b + noise)
+    x <- (1 - a) x + a (W_rec f(x) + W_in (u_t + in_noise) + b + sqrt(2/a) rec_noise xi)
     y_t = W_out f(x) + b_out
 """
 
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from neurosheet.circuit import Circuit, RateParams
+from neurosheet.edge_ops import EdgeOperator, EdgeStructure
 from neurosheet.errors import NeurosheetError
 from neurosheet.graph import SheetGraph
 
@@ -33,7 +36,7 @@ _ACT = {
 
 @dataclass
 class RateOutput:
-    """Readout logits ``[T, B, n_out]`` and unit rates ``[T, B, N]`` at the end of each task step."""
+    """Readout logits ``[T, B, n_out]`` and unit rates ``[T, B, N]`` at each task step's end."""
 
     logits: torch.Tensor
     rates: torch.Tensor
@@ -48,7 +51,7 @@ class SparseLinear(nn.Module):
         self.shape = shape
         self.register_buffer("post", torch.as_tensor(post, dtype=torch.long), persistent=False)
         self.register_buffer("pre", torch.as_tensor(pre, dtype=torch.long), persistent=False)
-        self.values = nn.Parameter(values.clone().float())
+        self.values = nn.Parameter(torch.as_tensor(values).clone().float())
 
     def dense(self) -> torch.Tensor:
         """The full matrix (zeros off the edges); gradients reach only the edge values."""
@@ -59,55 +62,84 @@ class SparseLinear(nn.Module):
         return x @ self.dense().T
 
 
+class RecurrentWeights(nn.Module):
+    """The recurrent edge values plus the sparse structure that multiplies with them."""
+
+    def __init__(self, graph: SheetGraph, values: torch.Tensor, kernel: str = "auto") -> None:
+        super().__init__()
+        self.shape = (graph.n, graph.n)
+        self.structure = EdgeStructure.from_csr(graph.adjacency, kernel)
+        self.values = nn.Parameter(torch.as_tensor(values).clone().float())
+
+    @property
+    def kernel(self) -> str:
+        """The product actually used: ``csr`` (sparse) or ``dense``."""
+        return self.structure.kernel
+
+    def _apply(self, fn: Any, recurse: bool = True) -> RecurrentWeights:
+        super()._apply(fn, recurse)
+        if self.structure.post.device != self.values.device:
+            self.structure = self.structure.to(self.values.device)
+        return self
+
+    def dense(self) -> torch.Tensor:
+        """The full ``[N, N]`` matrix, zeros off the edges (for analysis, not for training)."""
+        s = self.structure
+        w = torch.zeros(self.shape, dtype=self.values.dtype, device=self.values.device)
+        return w.index_put((s.post, s.pre), self.values)
+
+    def operator(self) -> EdgeOperator:
+        """``r [N, B] -> W r`` for one forward pass with the current values."""
+        return EdgeOperator(self.structure, self.values)
+
+
 class RateRNN(nn.Module):
-    """Leaky rate RNN on a :class:`SheetGraph` with input and readout projections."""
+    """Leaky rate RNN on a :class:`SheetGraph` with input and readout projections.
+
+    Args:
+        gain: scale of the initial recurrent weights, N(0, gain^2 / fan_in) per neuron.
+        rec_noise: recurrent noise sigma (Yang 2019 convention, training mode only).
+        in_noise: Gaussian noise sigma added to the inputs (training mode only).
+        kernel: recurrent product, ``auto`` (sparse CSR below 25% density), ``csr`` or ``dense``.
+    """
 
     def __init__(self, graph: SheetGraph, params: RateParams | None = None, *,
-                 gain: float = 1.0, rec_noise: float = 0.0, seed: int = 0,
-                 weights: dict[str, np.ndarray] | None = None) -> None:
+                 gain: float = 1.0, rec_noise: float = 0.0, in_noise: float = 0.0,
+                 seed: int = 0, weights: dict[str, np.ndarray] | None = None,
+                 kernel: str = "auto") -> None:
         super().__init__()
         if graph.inputs is None or graph.readout is None:
             raise NeurosheetError("the rate model needs a graph with input and readout projections")
+        if rec_noise < 0 or in_noise < 0:
+            raise NeurosheetError("noise levels must be >= 0")
         self.graph = graph
         self.params = params or RateParams()
         self.rec_noise = rec_noise
+        self.in_noise = in_noise
         self.act = _ACT[self.params.activation]
         gen = torch.Generator().manual_seed(seed)
-        w = weights or self._init_weights(graph, gain, gen)
-        post, pre = graph.edges()
-        self.rec = SparseLinear(post, pre, (graph.n, graph.n), torch.as_tensor(w["w_rec"]))
+        w = weights or init_weights(graph, gain, gen)
+        self.rec = RecurrentWeights(graph, _tensor(w["w_rec"]), kernel)
         ip, iq = graph.inputs.edges()
-        self.inp = SparseLinear(ip, iq, graph.inputs.shape, torch.as_tensor(w["w_in"]))
+        self.inp = SparseLinear(ip, iq, graph.inputs.shape, _tensor(w["w_in"]))
         op, oq = graph.readout.edges()
-        self.out = SparseLinear(op, oq, graph.readout.shape, torch.as_tensor(w["w_out"]))
-        self.b_rec = nn.Parameter(torch.as_tensor(w["b_rec"]).float().clone())
-        self.b_out = nn.Parameter(torch.as_tensor(w["b_out"]).float().clone())
+        self.out = SparseLinear(op, oq, graph.readout.shape, _tensor(w["w_out"]))
+        self.b_rec = nn.Parameter(_tensor(w["b_rec"]))
+        self.b_out = nn.Parameter(_tensor(w["b_out"]))
 
-    @staticmethod
-    def _init_weights(graph: SheetGraph, gain: float, gen: torch.Generator) -> dict[str, np.ndarray]:
-        """Gaussian weights scaled by each neuron's *actual* fan-in (so sparse ~ dense dynamics)."""
-        def scaled(mask: Any, g: float) -> np.ndarray:
-            fan_in = np.maximum(np.diff(mask.indptr), 1)
-            post = np.repeat(np.arange(mask.shape[0]), np.diff(mask.indptr))
-            z = torch.randn(mask.nnz, generator=gen).numpy()
-            return (g * z / np.sqrt(fan_in[post])).astype(np.float32)
-
-        return {
-            "w_rec": scaled(graph.adjacency, gain),
-            "w_in": scaled(graph.inputs.mask, 1.0),  # type: ignore[union-attr]
-            "b_rec": np.zeros(graph.n, np.float32),
-            "w_out": scaled(graph.readout.mask, 1.0),  # type: ignore[union-attr]
-            "b_out": np.zeros(graph.readout.shape[0], np.float32),  # type: ignore[union-attr]
-        }
+    @property
+    def n_inputs(self) -> int:
+        return self.graph.inputs.shape[1]  # type: ignore[union-attr]
 
     @classmethod
-    def from_circuit(cls, circuit: Circuit, substeps: int | None = None) -> RateRNN:
+    def from_circuit(cls, circuit: Circuit, substeps: int | None = None,
+                     kernel: str = "auto") -> RateRNN:
         """Rebuild the rate network of a saved circuit (optionally at another sub-step count)."""
         params = circuit.params
         if substeps is not None:
             params = RateParams(params.activation, params.tau_ms, params.dt_ms, substeps)
         weights = {k: getattr(circuit, k) for k in ("w_rec", "w_in", "b_rec", "w_out", "b_out")}
-        return cls(circuit.graph, params, weights=weights)
+        return cls(circuit.graph, params, weights=weights, kernel=kernel)
 
     def to_circuit(self, tasks: tuple[str, ...] = (), meta: dict | None = None) -> Circuit:
         """The trained weights as a :class:`Circuit` on the same graph."""
@@ -117,22 +149,64 @@ class RateRNN(nn.Module):
         return Circuit(self.graph, arr(self.rec.values), arr(self.inp.values), arr(self.b_rec),
                        arr(self.out.values), arr(self.b_out), self.params, tasks, meta or {})
 
-    def forward(self, inputs: torch.Tensor, x0: torch.Tensor | None = None) -> RateOutput:
-        """Run ``inputs [T, B, n_in]``; returns logits and rates at each task step's end."""
-        steps, batch, _ = inputs.shape
+    def forward(self, inputs: torch.Tensor, x0: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> RateOutput:
+        """Run ``inputs [T, B, n_in]``; returns logits and rates at each task step's end.
+
+        Noise (training mode only) is drawn from ``generator`` so a run is reproducible.
+        """
+        steps, batch, n_in = inputs.shape
+        if n_in != self.n_inputs:
+            raise NeurosheetError(f"the network has {self.n_inputs} inputs, the data {n_in}")
         k = self.params.substeps
         a = self.params.substep_alpha()
-        x = x0 if x0 is not None else inputs.new_zeros(batch, self.graph.n)
-        w_rec = self.rec.dense()
-        drive = self.inp(inputs) + self.b_rec  # [T, B, N]
+        noisy = self.training and (self.rec_noise > 0 or self.in_noise > 0)
+        if noisy and generator is None:
+            generator = torch.Generator(device=inputs.device).manual_seed(0)
+        if self.training and self.in_noise > 0:
+            inputs = inputs + self.in_noise * _randn(inputs.shape, generator, inputs)
+        # State kept as [N, B] so the recurrent product is W @ r (sparse CSR on the left).
+        # unbind (not drive[t]) so the backward is one stack, not T full-size zero tensors.
+        drive = (inputs @ self.inp.dense().T + self.b_rec).transpose(1, 2).unbind(0)  # [N, B]
+        x = x0.T if x0 is not None else inputs.new_zeros(self.graph.n, batch)
+        w_rec = self.rec.operator()
         noise_scale = math.sqrt(2.0 / a) * self.rec_noise if self.training else 0.0
         rates = []
+        r = self.act(x)
         for t in range(steps):
             for _ in range(k):
-                total = self.act(x) @ w_rec.T + drive[t]
+                total = w_rec(r, add=drive[t])
                 if noise_scale:
-                    total = total + noise_scale * torch.randn_like(x)
-                x = (1 - a) * x + a * total
-            rates.append(self.act(x))
-        r = torch.stack(rates)
+                    total = total + noise_scale * _randn(x.shape, generator, x)
+                x = total if a == 1.0 else torch.lerp(x, total, a)
+                r = self.act(x)
+            rates.append(r)
+        r = torch.stack(rates).transpose(1, 2)  # [T, B, N]
         return RateOutput(self.out(r) + self.b_out, r)
+
+
+def init_weights(graph: SheetGraph, gain: float, gen: torch.Generator) -> dict[str, np.ndarray]:
+    """Gaussian weights scaled by each neuron's *actual* fan-in (so sparse ~ dense dynamics)."""
+    def scaled(mask: Any, g: float) -> np.ndarray:
+        fan_in = np.maximum(np.diff(mask.indptr), 1)
+        post = np.repeat(np.arange(mask.shape[0]), np.diff(mask.indptr))
+        z = torch.randn(mask.nnz, generator=gen).numpy()
+        return (g * z / np.sqrt(fan_in[post])).astype(np.float32)
+
+    return {
+        "w_rec": scaled(graph.adjacency, gain),
+        "w_in": scaled(graph.inputs.mask, 1.0),  # type: ignore[union-attr]
+        "b_rec": np.zeros(graph.n, np.float32),
+        "w_out": scaled(graph.readout.mask, 1.0),  # type: ignore[union-attr]
+        "b_out": np.zeros(graph.readout.shape[0], np.float32),  # type: ignore[union-attr]
+    }
+
+
+def _randn(shape: torch.Size, generator: torch.Generator | None,
+           like: torch.Tensor) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+def _tensor(a: Any) -> torch.Tensor:
+    """A float32 copy (circuit arrays are read-only; torch must not alias them)."""
+    return torch.tensor(np.array(a, dtype=np.float32))

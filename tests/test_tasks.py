@@ -355,3 +355,68 @@ def test_yang_success_tolerance():
     assert score(shifted, b, s.tasks)["mean"]["yang_success"] == 1.0
     shifted2 = np.where(b.targets > 0, 1 + (b.targets - 1 + 2) % N_RING, 0)  # 45 deg off
     assert score(shifted2, b, s.tasks)["mean"]["yang_success"] == 0.0
+
+
+# ---------------------------------------------------------------- reference mode
+
+
+@pytest.fixture(scope="module")
+def ref_batches():
+    s = TrialSampler(TASKS, seed=11, noise=False, mode="reference")
+    return {t: s.sample_task(t, B) for t in TASKS}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_reference_mode_reproduces_the_reference_rules(task, ref_batches):
+    b = ref_batches[task]
+    spec, base, info = task_spec(task), task_spec(task).base, ref_batches[task].info
+    assert b.targets.max() <= N_RING - 1  # the label wrap: class 16 never occurs
+    fix, valid = b.inputs[:, :, 0], np.arange(b.targets.shape[0])[:, None] < b.lengths
+    assert np.all(fix[valid & ~b.decision] == 1) and not fix[b.decision].any()
+    n_dec = 5 if base.reaction and spec.seq_dir else spec.decision_steps
+    assert np.all(b.decision.sum(0) == n_dec)
+    delay = info["delay_steps"]
+    if base.family == "go" and not base.reaction:
+        assert np.all(delay == 5) if not spec.int_dir else delay.max() <= 11  # go == dlygo
+    if base.family == "dm" and base.delayed:
+        assert np.all(delay == 5)  # DM-int keeps the 500 ms delay (a constant +-5 remap)
+    if base.family == "dms" and not spec.int_dir:
+        for m in (0, 1):  # one frozen delay per task and modality
+            assert np.unique(delay[info["modality"] == m]).size <= 1
+    if base.family != "dm":
+        m = info["modality"]
+        assert np.array_equal(m, (m[0] + np.arange(B)) % 2)  # strict alternation
+    for i in range(B):
+        dec = b.targets[b.decision[:, i], i]
+        if not info["respond"][i]:
+            assert not dec.any()
+            continue
+        k = info["answer"][i]
+        if base.family == "go":
+            shift = 0
+            turn = spec.int_dir * delay[i] * N_RING / (2 * np.pi)
+            pos = (k + 8 * base.anti + turn) % N_RING
+            step = b.lengths[i] - n_dec if base.reaction else 5
+            assert int(np.argmax(_rings(b)[step, i])) % N_RING == int(np.round(pos)) % N_RING
+        else:
+            shift = spec.int_dir * delay[i]
+        expected = (k + shift + 1 + spec.seq_dir * np.arange(n_dec)) % N_RING
+        assert np.array_equal(dec, expected)
+
+
+def test_reference_mode_worked_examples():
+    """Examples measured on the reference code (modcog-reference.md sections 3.1, 3.2)."""
+    s = TrialSampler(["goseql", "dlygointr"], seed=0, noise=False, mode="reference")
+    b = s.sample_task("goseql", 200)
+    i = int(np.nonzero(b.info["loc1"] == 3)[0][0])
+    assert b.targets[b.decision[:, i], i].tolist() == [4, 3, 2, 1, 0, 15, 14, 13, 12, 11]
+    b = s.sample_task("dlygointr", 3000)
+    i = int(np.nonzero((b.info["loc1"] == 4) & (b.info["delay_steps"] == 10))[0][0])
+    assert int(np.argmax(b.inputs[5, i, 1:N_OBS])) % N_RING == 13
+    assert set(b.targets[b.decision[:, i], i]) == {5}
+    with pytest.raises(NeurosheetError, match="mode"):
+        TrialSampler(["go"], seed=0, mode="faithful")
+    dm = TrialSampler(["dm1"], seed=0, mode="reference").sample(16)  # noise on fixation too
+    fix = dm.inputs[:, :, 0][~dm.decision & (np.arange(dm.targets.shape[0])[:, None]
+                                             < dm.lengths)]
+    assert np.any(fix != 1) and np.all(np.abs(fix - 1) < 0.6)

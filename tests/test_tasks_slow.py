@@ -25,7 +25,7 @@ def test_demo_suite_is_learnable_by_128_neurons():
                                train.n_inputs, N_OUT)
     net = RateRNN(graph, RateParams(tau_ms=200.0), seed=0)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    for _ in range(1500):
+    for _ in range(2500):
         b = train.sample(64)
         logits = net(torch.from_numpy(b.inputs)).logits
         ce = torch.nn.functional.cross_entropy(logits.reshape(-1, N_OUT),
@@ -43,5 +43,5 @@ def test_demo_suite_is_learnable_by_128_neurons():
     result = score(logits, test, suite.tasks)
     chance = score(np.zeros_like(test.targets), test, suite.tasks)
     assert chance["mean"]["trial_success"] == 0.0
-    assert result["mean"]["trial_success"] > 0.7, result
+    assert result["mean"]["trial_success"] > 0.8, result
     assert result["per_task"]["go"]["trial_success"] > 0.9

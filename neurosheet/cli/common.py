@@ -10,37 +10,30 @@ from typing import Any
 from neurosheet.io import _json_default
 
 
+def _number(text: str, cast: type, ok: object, requirement: str) -> float:
+    try:
+        value = cast(text)
+    except ValueError:
+        kind = "an integer" if cast is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if not ok(value):  # type: ignore[operator]
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer > 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+    return int(_number(text, int, lambda v: v > 0, "> 0"))
 
 
 def fraction(text: str) -> float:
     """argparse type: a float in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
-    return value
+    return _number(text, float, lambda v: 0.0 < v <= 1.0, "in (0, 1]")
 
 
 def non_negative(text: str) -> float:
     """argparse type: a float >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return _number(text, float, lambda v: v >= 0.0, ">= 0")
 
 
 def print_json(obj: Any) -> None:

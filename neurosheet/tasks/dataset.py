@@ -15,7 +15,7 @@ import numpy as np
 
 from neurosheet.errors import NeurosheetError
 from neurosheet.tasks.registry import N_OBS, TASK_INDEX, resolve_task, resolve_tasks
-from neurosheet.tasks.trials import Trials, generate
+from neurosheet.tasks.trials import MODES, ReferenceQuirks, Trials, generate
 
 DECISION_WEIGHT = 5.0
 
@@ -42,10 +42,17 @@ class TrialSampler:
 
     ``rule_inputs`` fixes the one-hot rule channels (default: ``tasks`` in order), so a
     network trained on one suite can be fed a subset of it with the same channel layout.
+    ``mode="reference"`` reproduces the reference code's quirks (label wrap, Go-int stimulus
+    turn, fixed DM-int remap, frozen DMS delays, alternating modality; docs/modcog.md) for
+    comparison with published work; the default ``"fixed"`` corrects them.
     """
 
     def __init__(self, tasks: Sequence[str], *, seed: int, weights: Sequence[float] | None = None,
-                 rule_inputs: Sequence[str] | None = None, noise: bool = True) -> None:
+                 rule_inputs: Sequence[str] | None = None, noise: bool = True,
+                 mode: str = "fixed") -> None:
+        if mode not in MODES:
+            raise NeurosheetError(f"unknown task mode {mode!r}; use one of {', '.join(MODES)}")
+        self.mode = mode
         self.tasks: tuple[str, ...] = resolve_tasks(list(tasks))
         self.rule_inputs: tuple[str, ...] = (self.tasks if rule_inputs is None
                                              else resolve_tasks(list(rule_inputs)))
@@ -60,6 +67,7 @@ class TrialSampler:
         self._rule_channel = np.array([N_OBS + self.rule_inputs.index(t) for t in self.tasks],
                                       dtype=np.int64)
         self.rng = np.random.default_rng(seed)
+        self._quirks = ReferenceQuirks.draw(self.rng) if mode == "reference" else None
 
     def sample(self, batch_size: int) -> TaskBatch:
         """``batch_size`` trials, tasks drawn uniformly (or by ``weights``)."""
@@ -80,7 +88,8 @@ class TrialSampler:
         return self._batch(np.full(batch_size, self.tasks.index(name), dtype=np.int64))
 
     def _batch(self, ids: np.ndarray) -> TaskBatch:
-        trials = generate(self._registry_ids[ids], self.rng, noise=self.noise)
+        trials = generate(self._registry_ids[ids], self.rng, noise=self.noise,
+                          quirks=self._quirks)
         return assemble(trials, ids.astype(np.int64), self._rule_channel[ids], self.n_inputs)
 
 

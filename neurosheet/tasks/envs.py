@@ -25,7 +25,6 @@ from neurosheet.tasks.registry import (
     N_OBS,
     N_OUT,
     N_RING,
-    TASK_INDEX,
     resolve_tasks,
     task_spec,
 )
@@ -232,7 +231,3 @@ def make_schedule_env(tasks: Sequence[str], seed: int = 0, noise: bool = True,
     env.reset()
     return env
 
-
-def registry_index(env: ModCogEnv) -> int:
-    """Position of an env's task in the registry."""
-    return TASK_INDEX[env.spec.name]

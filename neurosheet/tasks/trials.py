@@ -35,6 +35,12 @@ def ring_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.minimum(d, N_RING - d)
 
 
+def ring_distance_float(loc: np.ndarray) -> np.ndarray:
+    """[n, 16] circular distance (ring units) from real-valued positions to each ring unit."""
+    d = np.abs(np.asarray(loc, dtype=np.float64)[:, None] - np.arange(N_RING)) % N_RING
+    return np.minimum(d, N_RING - d)
+
+
 # BUMP[loc] = the ring's response to a unit stimulus at ring unit loc: 0.8 exp(-d^2/2), d in
 # ring units (the reference's Gaussian of width pi/8 = one ring spacing).
 BUMP = (0.8 * np.exp(-ring_distance(np.arange(N_RING)[:, None],
@@ -67,6 +73,34 @@ def _table() -> dict[str, np.ndarray]:
 
 
 TABLE = _table()
+MODES = ("fixed", "reference")
+
+
+@dataclass
+class ReferenceQuirks:
+    """Sampler-held state for ``mode="reference"``: the reference draws one DMS delay per task
+    and modality when it builds its envs, and alternates the modality of Go/DMS trials."""
+
+    frozen_delay: np.ndarray  # int64 [n_registry, 2]: steps, floor(U(200, 1200) ms / dt)
+    next_modality: np.ndarray  # int64 [n_registry]
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> ReferenceQuirks:
+        n = len(SPECS)
+        return cls(rng.integers(2, 12, (n, 2)), rng.integers(0, 2, n))
+
+    def modalities(self, g: np.ndarray) -> np.ndarray:
+        """Alternating modality of each trial (in batch order within a task); advances state."""
+        order = np.argsort(g, kind="stable")
+        sg = g[order]
+        first = np.r_[True, sg[1:] != sg[:-1]] if sg.size else np.zeros(0, bool)
+        run_start = np.maximum.accumulate(np.where(first, np.arange(sg.size), 0))
+        occurrence = np.empty_like(g)
+        occurrence[order] = np.arange(sg.size) - run_start
+        m = (self.next_modality[g] + occurrence) % 2
+        counts = np.bincount(g, minlength=self.next_modality.size)
+        self.next_modality = (self.next_modality + counts) % 2
+        return m
 
 
 @dataclass
@@ -85,13 +119,16 @@ def _onehot_mod(modality: np.ndarray) -> np.ndarray:
     return np.stack([modality == 0, modality == 1], axis=1).astype(np.float64)
 
 
-def draw_params(task_ids: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def draw_params(task_ids: np.ndarray, rng: np.random.Generator,
+                quirks: ReferenceQuirks | None = None) -> dict[str, np.ndarray]:
     """Draw every random quantity of the trials of ``task_ids`` (registry indices) from ``rng``.
 
     Returns arrays of length B: ``fixation_steps, delay_steps, modality`` (-1 for DM),
     ``loc1, loc2`` (go: answer, -; dm: stimulus 1, 2; dms: sample, test), ``strength1,
     strength2`` ([B, 2] per modality), ``match``, ``respond``, ``answer`` (ring unit before the
     int rotation; -1 on fixate trials), ``int_shift`` and ``target`` (answer after int).
+    With ``quirks`` the reference code's behaviour is reproduced (docs/modcog.md, "reference
+    mode").
     """
     g = np.asarray(task_ids, dtype=np.int64)
     n = g.shape[0]
@@ -109,6 +146,10 @@ def draw_params(task_ids: np.ndarray, rng: np.random.Generator) -> dict[str, np.
     pairs = DLYDM_PAIRS[rng.integers(0, len(DLYDM_PAIRS), (n, 2))]  # [n, 2 mod, (a, b)]
     match = rng.integers(0, 2, n).astype(bool)
     half = rng.integers(0, HALF, n)
+    coin = rng.integers(0, 2, n).astype(bool)
+    ref = quirks is not None
+    if ref:
+        modality = quirks.modalities(g)
 
     # DM: stimulus strengths per modality, first (a) and second (b) location.
     delayed = TABLE["delayed"][g]
@@ -119,14 +160,16 @@ def draw_params(task_ids: np.ndarray, rng: np.random.Generator) -> dict[str, np.
     w = TABLE["w_mod"][g]
     ev_a, ev_b = (w * a).sum(1), (w * b).sum(1)
     tie = is_dm & np.isclose(ev_a, ev_b)  # multisensory ties have no answer: swap modality 2
-    a[tie, 1], b[tie, 1] = b[tie, 1].copy(), a[tie, 1].copy()
-    ev_a, ev_b = (w * a).sum(1), (w * b).sum(1)
+    if not ref:
+        a[tie, 1], b[tie, 1] = b[tie, 1].copy(), a[tie, 1].copy()
+        ev_a, ev_b = (w * a).sum(1), (w * b).sum(1)
     loc2_dm = (loc1 + offset) % N_RING
-    answer_dm = np.where(ev_a > ev_b, loc1, loc2_dm)
+    first_wins = np.where(tie, coin, ev_a > ev_b) if ref else ev_a > ev_b  # reference: coin
+    answer_dm = np.where(first_wins, loc1, loc2_dm)
 
     # DMS: test location from match / category rules.
     category = TABLE["category"][g]
-    cat_s = loc1 // HALF
+    cat_s = (loc1 > HALF).astype(np.int64) if ref else loc1 // HALF  # reference: 8 in half 0
     cat_t = np.where(match, cat_s, 1 - cat_s)
     test = np.where(category, half + HALF * cat_t, np.where(match, loc1, (loc1 + HALF) % N_RING))
     respond_dms = match == TABLE["matchgo"][g]
@@ -138,11 +181,24 @@ def draw_params(task_ids: np.ndarray, rng: np.random.Generator) -> dict[str, np.
     respond = np.where(is_dms, respond_dms, True)
     answer = np.where(is_go, loc1, np.where(is_dm, answer_dm, test))
 
-    base_delay = np.where(is_go, TABLE["delay0"][g],
-                          np.where(is_dm, np.where(delayed, 5, 0), delay_dms))
+    reaction = TABLE["reaction"][g]
+    seq_dir = TABLE["seq_dir"][g]
+    decision_steps = TABLE["decision"][g]
+    if ref:  # go = dlygo (500 ms), DMS delays frozen, DM-int fixed 500 ms, rt*seq 5 steps
+        delay_dms = quirks.frozen_delay[g, modality]
+        go_delay = np.full(n, 5)
+        delay_int = np.where(is_dm, 5, delay_int)
+        decision_steps = np.where(reaction & (seq_dir != 0), 5, decision_steps)
+    else:
+        go_delay = TABLE["delay0"][g]
+    base_delay = np.where(is_go, go_delay, np.where(is_dm, np.where(delayed, 5, 0), delay_dms))
     delay = np.where(int_dir != 0, delay_int, base_delay)
-    delay = np.where(TABLE["reaction"][g], 0, delay)
+    delay = np.where(reaction, 0, delay)
     int_shift = int_dir * delay
+    # reference Go-int: the stimulus turns by 0.01 rad/ms x delay (1 rad per step) and the
+    # target stays; stim_shift is that turn in ring units
+    stim_shift = np.where(is_go & ref, int_shift * N_RING / (2 * np.pi), 0.0)
+    int_shift = np.where(is_go & ref, 0, int_shift)
     target = (answer + int_shift) % N_RING
     return {
         "task_id": g,
@@ -158,6 +214,9 @@ def draw_params(task_ids: np.ndarray, rng: np.random.Generator) -> dict[str, np.
         "answer": np.where(respond, answer, -1),
         "int_shift": int_shift,
         "target": np.where(respond, target, -1),
+        "decision_steps": decision_steps,
+        "stim_shift": stim_shift,
+        "reference": np.full(n, ref),
     }
 
 
@@ -174,16 +233,23 @@ def layout(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         np.where(reaction, 0, 5),
         params["delay_steps"],
         np.where(is_go | together, 0, 5),
-        TABLE["decision"][g],
+        params["decision_steps"],
     ], axis=1).astype(np.int64)
     stim_loc1 = np.where(is_go, (params["loc1"] + HALF * TABLE["anti"][g]) % N_RING,
                          params["loc1"])
-    c1 = params["strength1"][:, :, None] * BUMP[stim_loc1][:, None, :]  # [n, 2, 16]
+    shift = params["stim_shift"]
+    if np.any(shift != 0):  # off-grid stimuli (reference Go-int)
+        bump1 = (0.8 * np.exp(-ring_distance_float(stim_loc1 + shift) ** 2 / 2.0))
+    else:
+        bump1 = BUMP[stim_loc1]
+    c1 = params["strength1"][:, :, None] * bump1[:, None, :]  # [n, 2, 16]
     c2 = params["strength2"][:, :, None] * BUMP[np.maximum(params["loc2"], 0)][:, None, :]
     first = c1 + together[:, None, None] * c2
     second = ~together[:, None, None] * c2
     noise = np.where(is_dm[:, None], 1.0, np.where(fam[:, None] == 2,
                                                    params["strength1"], 0.0))  # [n, 2]
+    noise = np.repeat(noise, N_RING, axis=1)
+    noise_fix = (is_dm & params["reference"]).astype(np.float64)  # reference: fixation too
     zeros = np.zeros((n, 2 * N_RING))
     return {
         "durations": durations,
@@ -191,7 +257,7 @@ def layout(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "stim2": second.reshape(n, -1).astype(np.float32),
         "decision_stim": np.where(reaction[:, None], first.reshape(n, -1), zeros
                                   ).astype(np.float32),
-        "noise": np.repeat(noise, N_RING, axis=1).astype(np.float32),
+        "noise": np.concatenate([noise_fix[:, None], noise], axis=1).astype(np.float32),
     }
 
 
@@ -227,16 +293,19 @@ def render(params: dict[str, np.ndarray], rng: np.random.Generator | None,
         noisy = (in_s1 | in_s2) & lay["noise"].any(axis=1)
         ti, bi = np.nonzero(noisy)
         if ti.size:
-            eps = rng.standard_normal((ti.size, 2 * N_RING), dtype=np.float32)
-            obs[ti, bi, 1:] += eps * np.float32(SIGMA) * lay["noise"][bi]
+            eps = rng.standard_normal((ti.size, N_OBS), dtype=np.float32)
+            obs[ti, bi] += eps * np.float32(SIGMA) * lay["noise"][bi]
     step = t - dec_start
     seq_dir = TABLE["seq_dir"][params["task_id"]]
-    labels = 1 + (params["target"] + seq_dir * step) % N_RING
+    ring = params["target"] + seq_dir * step
+    # reference label wrap: class (k + 1) mod 16, so ring 15 -> class 0 and 16 never occurs
+    labels = np.where(params["reference"], (ring + 1) % N_RING, 1 + ring % N_RING)
     targets = np.where(decision & params["respond"], labels, 0).astype(np.int64)
     return Trials(obs, targets, decision, lengths.astype(np.int64), dur,
                   {**params, "durations": dur})
 
 
-def generate(task_ids: np.ndarray, rng: np.random.Generator, noise: bool = True) -> Trials:
+def generate(task_ids: np.ndarray, rng: np.random.Generator, noise: bool = True,
+             quirks: ReferenceQuirks | None = None) -> Trials:
     """Draw and render trials for registry indices ``task_ids`` (any mix of tasks)."""
-    return render(draw_params(task_ids, rng), rng, noise=noise)
+    return render(draw_params(task_ids, rng, quirks), rng, noise=noise)

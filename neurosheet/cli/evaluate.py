@@ -1,0 +1,59 @@
+"""``neurosheet evaluate``: per-task held-out accuracy of a run directory's circuit."""
+
+from __future__ import annotations
+
+import argparse
+
+from neurosheet.cli.common import positive_int, print_json
+
+
+def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from neurosheet.evaluation import backends
+
+    p = subs.add_parser(
+        "evaluate", help="per-task accuracy of a trained run on held-out trials",
+        description="Evaluate the circuit of a run directory on fresh trials of its tasks "
+        "(or of --suite) with a simulation backend; prints a per-task table or JSON.",
+    )
+    p.add_argument("run_dir", metavar="DIR", help="run directory written by `neurosheet train`")
+    p.add_argument("--suite", help="evaluate on this suite's tasks (default: the run's tasks)")
+    p.add_argument("--trials", type=positive_int, default=128, help="trials per task (default 128)")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation trials")
+    p.add_argument("--backend", default="rate", choices=backends(),
+                   help="simulator used to run the circuit (default: rate)")
+    p.add_argument("--substeps", type=positive_int,
+                   help="rate backend: Euler sub-steps per task step (default: as trained)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from neurosheet.evaluation import evaluate_run
+
+    tasks = None
+    if args.suite:
+        from neurosheet.tasks import load_suite
+
+        tasks = tuple(load_suite(args.suite).tasks)
+    options = {"substeps": args.substeps} if args.substeps else {}
+    result = evaluate_run(args.run_dir, tasks, args.trials, args.seed, args.backend, **options)
+    if args.json:
+        print_json(result)
+    else:
+        print(format_table(result))
+    return 0
+
+
+def format_table(result: dict) -> str:
+    """Per-task table: step accuracy, trial success, Yang success, trials."""
+    head = f"{'task':<22}{'step acc':>10}{'trial':>10}{'yang':>10}{'trials':>8}"
+    lines = [f"backend {result['backend']}, {result['trials']} trials per task", head,
+             "-" * len(head)]
+    for name, m in result["per_task"].items():
+        lines.append(f"{name:<22}{m['step_accuracy']:>10.3f}{m['trial_success']:>10.3f}"
+                     f"{m['yang_success']:>10.3f}{m['n_trials']:>8}")
+    mean = result["mean"]
+    lines.append("-" * len(head))
+    lines.append(f"{'mean over tasks':<22}{mean['step_accuracy']:>10.3f}"
+                 f"{mean['trial_success']:>10.3f}{mean['yang_success']:>10.3f}")
+    return "\n".join(lines)
