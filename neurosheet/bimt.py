@@ -348,7 +348,7 @@ class BimtRegularizer:
             coef = (config.l0 + config.locality * geo[w][post, pre]) * self._norm[w]
             self._coef[w] = torch.as_tensor(coef, dtype=torch.float32)
         self._bias_norm = 1.0 / graph.n if config.reduction == "mean" else 1.0
-        self.swaps_on = config.swap_every > 0 and config.locality > 0
+        self.swaps_on = config.swap_every > 0
         self.permuter = EdgePermuter.from_graph(graph) if self.swaps_on else None
         self.perm = np.arange(graph.n)
         self.history: list[dict[str, float]] = []
@@ -386,14 +386,18 @@ class BimtRegularizer:
                      for w in ("rec", "inp", "out"))
 
     def swap_weights(self) -> tuple[float, float, float]:
-        """Per-matrix factor of Σ|W| d in the cost (A times the reduction's 1/size)."""
-        a = self.config.locality
+        """Per-matrix factor of Σ|W| d in the cost (A times the reduction's 1/size).
+
+        With A = 0 (the ``l1+swap`` rung) swaps use A = 1, as the reference's default: the best
+        slot is the same for every A > 0.
+        """
+        a = self.config.locality or 1.0
         return (a * self._norm["rec"], a * self._norm["inp"], a * self._norm["out"])
 
     def relocate(self, optimizer: torch.optim.Optimizer | None = None) -> SwapReport:
         """One swap pass now; permutes the model (and optimizer moments) in place."""
         if self.permuter is None:
-            raise NeurosheetError("swaps are off (swap_every = 0 or locality = 0)")
+            raise NeurosheetError("swaps are off (swap_every = 0)")
         report = relocate(*self.dense_abs(), self.geometry, self.config.swap_top_k,
                           self.swap_weights())
         if report.swaps:

@@ -306,3 +306,19 @@ def test_regularizer_state_round_trip():
     assert other.history == reg.history
     with pytest.raises(NeurosheetError, match="permutation"):
         other.load_state_dict({"perm": [0] * N, "history": []})
+
+
+def test_moments_stay_behind_without_permute_optimizer_and_l1_swaps_work():
+    model = make_model(full_graph())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    reg = BimtRegularizer(model, BimtConfig(lam=1.0, locality=0.0, swap_every=1, swap_top_k=N,
+                                            permute_optimizer=False), 10)
+    assert reg.config.mode == "l1+swap"
+    reg.penalty(0).backward()
+    opt.step()
+    before = opt.state[model.rec.values]["exp_avg"].clone()
+    with torch.no_grad():  # make the layout costly so that swaps certainly happen
+        model.rec.values.mul_(torch.rand(N * N, generator=torch.Generator().manual_seed(1)))
+    report = reg.relocate(opt)
+    assert report.swaps > 0
+    torch.testing.assert_close(opt.state[model.rec.values]["exp_avg"], before)  # reference Q1
