@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from neurosheet.bimt import BimtConfig
 from neurosheet.errors import NeurosheetError
 from neurosheet.presets import load_preset, validate
 
@@ -87,6 +88,8 @@ class ModelPreset(_Strict):
     sheet: SheetConfig
     dynamics: DynamicsConfig = DynamicsConfig()
     training: TrainingConfig = TrainingConfig()
+    bimt: BimtConfig | None = Field(
+        None, description="wiring-cost regularizer, neuron swaps and pruning (docs/bimt.md)")
 
 
 def load_model_preset(name_or_path: str | Path) -> tuple[ModelPreset, Path]:

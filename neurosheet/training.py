@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from neurosheet import rundir
+from neurosheet.bimt import BimtRegularizer, prune_circuit
 from neurosheet.circuit import RateParams, save_run_circuit
 from neurosheet.config import ModelPreset, SheetConfig, to_toml, with_overrides
 from neurosheet.errors import NeurosheetError
@@ -37,6 +38,7 @@ from neurosheet.wiring import build_graph
 
 CHECKPOINT_FORMAT = "neurosheet.checkpoint"
 EVAL_SEED_OFFSET = 1_000_003  # held-out trials come from a sampler seeded apart from training
+PRUNED_DIR = "pruned"  # BIMT runs: the pruned circuit, a run directory of its own
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class _State:
     noise: torch.Generator
     step: int
     metrics_bytes: int
+    bimt: BimtRegularizer | None = None
 
 
 def _sampler_state(sampler: Any) -> Any:
@@ -113,6 +116,7 @@ def _save_checkpoint(run_dir: Path, st: _State, fingerprint: str) -> None:
         "sampler": _sampler_state(st.sampler),
         "noise": st.noise.get_state().cpu(),
         "metrics_bytes": st.metrics_bytes,
+        "bimt": st.bimt.state_dict() if st.bimt is not None else None,
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
@@ -150,7 +154,7 @@ def resolved_config(preset: ModelPreset, preset_name: str, suite: str, tasks: tu
 def _write_config(run_dir: Path, config: dict[str, Any]) -> None:
     write_json(run_dir / rundir.CONFIG_JSON, config)
     toml_data = {k: v for k, v in config.items() if k in ("description", "sheet", "dynamics",
-                                                          "training")}
+                                                          "training", "bimt")}
     header = (f"# resolved model preset of this run: preset {config['preset']!r}, suite "
               f"{config['suite']!r}, seed {config['seed']}\n")
     write_text(run_dir / rundir.CONFIG_TOML, header + to_toml(toml_data))
@@ -158,7 +162,7 @@ def _write_config(run_dir: Path, config: dict[str, Any]) -> None:
 
 def _same_run(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Settings that differ between a run directory and a request (steps may grow)."""
-    keys = ("suite", "tasks", "seed", "sheet", "dynamics")
+    keys = ("suite", "tasks", "seed", "sheet", "dynamics", "bimt")
     diff = [k for k in keys if json.dumps(old.get(k)) != json.dumps(new.get(k))]
     ot = {k: v for k, v in old.get("training", {}).items() if k != "steps"}
     nt = {k: v for k, v in new.get("training", {}).items() if k != "steps"}
@@ -214,8 +218,11 @@ def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: in
         model.load_state_dict(payload["model"])
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    st = _State(model, optimizer, sampler, noise, 0, 0)
+    bimt = BimtRegularizer(model, preset.bimt, tc.steps) if preset.bimt is not None else None
+    st = _State(model, optimizer, sampler, noise, 0, 0, bimt)
     if payload is not None:
+        if bimt is not None and payload.get("bimt") is not None:
+            bimt.load_state_dict(payload["bimt"])
         optimizer.load_state_dict(payload["optimizer"])
         st.sampler = _restore_sampler(sampler, payload["sampler"])
         noise.set_state(payload["noise"].to(noise.get_state().device))
@@ -223,7 +230,7 @@ def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: in
         _trim_metrics(run_dir / rundir.METRICS, st.metrics_bytes)
     else:
         _write_config(run_dir, config)
-        save_run_circuit(run_dir, model.to_circuit(tasks, _circuit_meta(config, 0)))
+        save_run_circuit(run_dir, model.to_circuit(tasks, _circuit_meta(config, 0, bimt)))
         write_text(run_dir / rundir.METRICS, "")
     if st.step < tc.steps and payload is not None:
         _write_config(run_dir, config)  # records the (possibly larger) step count
@@ -253,12 +260,13 @@ def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: in
             if st.step % tc.checkpoint_every == 0 or st.step == end:
                 metrics.flush()
                 _save_checkpoint(run_dir, st, graph.fingerprint())
-                save_run_circuit(run_dir, model.to_circuit(tasks, _circuit_meta(config, st.step)))
+                save_run_circuit(run_dir, model.to_circuit(tasks, _circuit_meta(config, st.step,
+                                                                                 st.bimt)))
     finally:
         metrics.close()
         bar.close()
     return _finish(run_dir, model, heldout, tasks, tc, st.step, resumed_from, device,
-                   time.perf_counter() - t0)
+                   time.perf_counter() - t0, st.bimt)
 
 
 def _train_step(st: _State, tc: Any, device: str) -> float:
@@ -276,6 +284,8 @@ def _train_step(st: _State, tc: Any, device: str) -> float:
         loss = loss + tc.rate_l2 * (out.rates.square() * valid).sum() / norm
     if tc.weight_l2:
         loss = loss + tc.weight_l2 * st.model.rec.values.square().mean()
+    if st.bimt is not None:
+        loss = loss + st.bimt.penalty(st.step)
     value = float(loss.detach())
     if not math.isfinite(value):
         raise NeurosheetError(
@@ -287,6 +297,8 @@ def _train_step(st: _State, tc: Any, device: str) -> float:
     if tc.grad_clip:
         torch.nn.utils.clip_grad_norm_(st.model.parameters(), tc.grad_clip)
     st.optimizer.step()
+    if st.bimt is not None:
+        st.bimt.after_step(st.step, st.optimizer)  # neuron swaps carry the Adam moments along
     return value
 
 
@@ -324,9 +336,11 @@ def _trim_metrics(path: Path, size: int) -> None:
             fh.truncate(size)
 
 
-def _circuit_meta(config: dict[str, Any], step: int) -> dict[str, Any]:
-    return {"preset": config["preset"], "suite": config["suite"], "seed": config["seed"],
+def _circuit_meta(config: dict[str, Any], step: int,
+                  bimt: BimtRegularizer | None = None) -> dict[str, Any]:
+    meta = {"preset": config["preset"], "suite": config["suite"], "seed": config["seed"],
             "step": step}
+    return {**meta, **bimt.meta()} if bimt is not None else meta
 
 
 def _progress(enabled: bool, start: int, total: int, name: str) -> Any:
@@ -338,10 +352,11 @@ def _progress(enabled: bool, start: int, total: int, name: str) -> Any:
 
 def _finish(run_dir: Path, model: RateRNN, heldout: dict[str, Any], tasks: tuple[str, ...],
             tc: Any, step: int, resumed_from: int, device: str,
-            wall_s: float) -> TrainResult:
-    """Final evaluation, summary and learning-curve plot."""
+            wall_s: float, bimt: BimtRegularizer | None = None) -> TrainResult:
+    """Final evaluation, summary and learning-curve plot (and the pruned circuit for BIMT)."""
     records = rundir.read_metrics(run_dir)
     final = _evaluate(model, heldout, tasks, device)
+    pruned = _prune(run_dir, model, heldout, tasks, device, bimt) if step >= tc.steps else None
     reached = steps_to_criterion(records, tc.criterion, tc.criterion_metric)
     write_json(run_dir / rundir.EVAL, {"step": step, "backend": "rate", **final})
     write_json(run_dir / rundir.SUMMARY, {
@@ -351,6 +366,8 @@ def _finish(run_dir: Path, model: RateRNN, heldout: dict[str, Any], tasks: tuple
         "synapses": model.graph.synapses, "density": model.graph.density,
         "kernel": model.rec.kernel,
         "resumed_from": resumed_from, "session_wall_s": wall_s,
+        **({"bimt_mode": bimt.config.mode, "swap_passes": len(bimt.history)} if bimt else {}),
+        **({"pruned": pruned} if pruned else {}),
     })
     try:
         from neurosheet.plots import save_figure
@@ -361,6 +378,26 @@ def _finish(run_dir: Path, model: RateRNN, heldout: dict[str, Any], tasks: tuple
     except (ImportError, ValueError):  # a plot must never cost a trained run
         pass
     return TrainResult(run_dir, step, final, reached, resumed_from)
+
+
+def _prune(run_dir: Path, model: RateRNN, heldout: dict[str, Any], tasks: tuple[str, ...],
+           device: str, bimt: BimtRegularizer | None) -> dict[str, Any] | None:
+    """With ``bimt.prune`` set: prune into ``run_dir/pruned`` (a run directory) and evaluate it."""
+    if bimt is None or bimt.config.prune is None:
+        return None
+    cfg = bimt.config
+    circuit = model.to_circuit(tasks, bimt.meta())
+    pruned = prune_circuit(circuit, cfg.prune, cfg.prune_relative)
+    out = run_dir / PRUNED_DIR
+    save_run_circuit(out, pruned)
+    evaluated = _evaluate(RateRNN.from_circuit(pruned).to(device), heldout, tasks, device)
+    write_json(out / rundir.EVAL, {"backend": "rate", **evaluated})
+    write_json(out / "prune.json", pruned.meta["prune"])
+    g = pruned.graph
+    return {"dir": PRUNED_DIR, "threshold": cfg.prune, "relative": cfg.prune_relative,
+            "synapses": g.synapses, "input_synapses": g.inputs.synapses,  # type: ignore[union-attr]
+            "readout_synapses": g.readout.synapses,  # type: ignore[union-attr]
+            "density": g.density, "final_mean": evaluated["mean"]}
 
 
 def steps_to_criterion(records: list[dict[str, Any]], criterion: float,

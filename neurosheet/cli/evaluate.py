@@ -9,6 +9,9 @@ from neurosheet.cli.common import positive_int, print_json
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from neurosheet.evaluation import backends
+    from neurosheet.spiking.evaluate import add_evaluate_args, register
+
+    register()  # offers --backend snntorch|brian2
 
     p = subs.add_parser(
         "evaluate", help="per-task accuracy of a trained run on held-out trials",
@@ -22,8 +25,10 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--backend", default="rate", choices=backends(),
                    help="simulator used to run the circuit (default: rate)")
     p.add_argument("--substeps", type=positive_int,
-                   help="rate backend: Euler sub-steps per task step (default: as trained)")
+                   help="rate backend: Euler sub-steps per task step (default: as trained); "
+                   "spiking backends: simulation steps per task step (default 100)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_evaluate_args(p)
     return p
 
 
@@ -36,6 +41,18 @@ def run(args: argparse.Namespace) -> int:
 
         tasks = tuple(load_suite(args.suite).tasks)
     options = {"substeps": args.substeps} if args.substeps else {}
+    if args.backend != "rate":  # spiking: print its accuracy next to the rate network's
+        from neurosheet.spiking.evaluate import compare, format_comparison, spiking_options
+
+        result = evaluate_run(args.run_dir, tasks, args.trials, args.seed, args.backend,
+                              **options, **spiking_options(args))
+        rate = evaluate_run(args.run_dir, tasks, args.trials, args.seed, "rate")
+        cmp = compare(result, rate)
+        if args.json:
+            print_json({**result, "rate": rate, "comparison": cmp})
+        else:
+            print(format_comparison(args.backend, cmp))
+        return 0
     result = evaluate_run(args.run_dir, tasks, args.trials, args.seed, args.backend, **options)
     if args.json:
         print_json(result)

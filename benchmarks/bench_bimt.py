@@ -1,0 +1,87 @@
+"""BIMT swap criterion: exact closed form vs brute force, and the cost of a full swap pass.
+
+Run: ``python benchmarks/bench_bimt.py`` (CPU, torch threads capped at 1).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from neurosheet.bimt import (
+    BimtConfig,
+    BimtRegularizer,
+    WiringGeometry,
+    swap_deltas,
+    wiring_cost,
+)
+from neurosheet.circuit import RateParams
+from neurosheet.projections import attach_projections
+from neurosheet.rate_model import RateRNN
+from neurosheet.sheet import make_sheet
+from neurosheet.wiring import build_graph
+
+N_IN, N_OUT = 50, 17  # Mod-Cog-like: 33 observation + rule channels, 17 outputs
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def brute(j, mats, geo):
+    base = wiring_cost(*mats, geo)
+    out = np.empty(mats[0].shape[0])
+    for k in range(out.size):
+        r_rec, r_in, r_out = (m.copy() for m in mats)
+        idx, sw = np.array([j, k]), np.array([k, j])
+        r_rec[idx] = r_rec[sw]
+        r_rec[:, idx] = r_rec[:, sw]
+        r_in[idx] = r_in[sw]
+        r_out[:, idx] = r_out[:, sw]
+        out[k] = wiring_cost(r_rec, r_in, r_out, geo) - base
+    return out
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    print(f"{'N':>5} {'closed form [ms]':>17} {'brute force [ms]':>17} {'speed-up':>9} {'max |diff|':>11}")
+    for n in (64, 256, 400):
+        graph = attach_projections(build_graph(make_sheet(n), "full"), N_IN, N_OUT)
+        geo = WiringGeometry.from_graph(graph)
+        mats = (np.abs(rng.normal(size=(n, n))), np.abs(rng.normal(size=(n, N_IN))),
+                np.abs(rng.normal(size=(N_OUT, n))))
+        fast = best_of(lambda: swap_deltas(3, *mats, geo))  # noqa: B023
+        slow = best_of(lambda: brute(3, mats, geo), 1)  # noqa: B023
+        diff = np.abs(swap_deltas(3, *mats, geo) - brute(3, mats, geo)).max()
+        print(f"{n:>5} {fast * 1e3:>17.3f} {slow * 1e3:>17.1f} {slow / fast:>9.0f} {diff:>11.2e}")
+    print()
+    print(f"{'N':>5} {'swap pass top_k=30 [ms]':>24} {'swaps':>6} {'penalty fwd+bwd [ms]':>21}")
+    for n in (256, 400, 1024):
+        graph = attach_projections(build_graph(make_sheet(n), "full"), N_IN, N_OUT)
+        model = RateRNN(graph, RateParams("relu", 100.0, 20.0), gain=1.5)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        reg = BimtRegularizer(model, BimtConfig(swap_every=1, swap_top_k=30), 100)
+        reg.penalty(50).backward()
+        opt.step()
+        t0 = time.perf_counter()
+        report = reg.relocate(opt)
+        t_pass = time.perf_counter() - t0
+
+        def pen(model=model, reg=reg) -> None:
+            model.zero_grad()
+            reg.penalty(50).backward()
+
+        t_pen = best_of(pen)
+        print(f"{n:>5} {t_pass * 1e3:>24.1f} {report.swaps:>6} {t_pen * 1e3:>21.2f}")
+
+
+if __name__ == "__main__":
+    main()

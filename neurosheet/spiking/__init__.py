@@ -1,0 +1,5 @@
+"""Spiking backends (snntorch, Brian2) behind one interface; see :mod:`neurosheet.spiking.base`."""
+
+from neurosheet.spiking.base import BACKENDS, SpikeResult, SpikingBackend, get_backend
+
+__all__ = ["BACKENDS", "SpikeResult", "SpikingBackend", "get_backend"]
