@@ -55,6 +55,16 @@ class DynamicsConfig(_Strict):
     rec_noise: float = Field(0.05, ge=0)
     in_noise: float = Field(0.0, ge=0)
     kernel: Literal["auto", "csr", "dense"] = "auto"
+    train_substeps: list[int] | None = Field(
+        None, description="draw each training batch's sub-steps from this list (evaluation "
+        "and the saved circuit use `substeps`): trains a discretization-robust model")
+
+    @model_validator(mode="after")
+    def _choices(self) -> DynamicsConfig:
+        if self.train_substeps is not None and (not self.train_substeps
+                                                or min(self.train_substeps) < 1):
+            raise ValueError("train_substeps must be a non-empty list of integers >= 1")
+        return self
 
     @model_validator(mode="after")
     def _dt(self) -> DynamicsConfig:

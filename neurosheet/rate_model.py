@@ -150,16 +150,18 @@ class RateRNN(nn.Module):
                        arr(self.out.values), arr(self.b_out), self.params, tasks, meta or {})
 
     def forward(self, inputs: torch.Tensor, x0: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> RateOutput:
+                generator: torch.Generator | None = None,
+                substeps: int | None = None) -> RateOutput:
         """Run ``inputs [T, B, n_in]``; returns logits and rates at each task step's end.
 
         Noise (training mode only) is drawn from ``generator`` so a run is reproducible.
+        ``substeps`` integrates this call with another number of Euler sub-steps.
         """
         steps, batch, n_in = inputs.shape
         if n_in != self.n_inputs:
             raise NeurosheetError(f"the network has {self.n_inputs} inputs, the data {n_in}")
-        k = self.params.substeps
-        a = self.params.substep_alpha()
+        k = substeps or self.params.substeps
+        a = self.params.substep_alpha(k)
         noisy = self.training and (self.rec_noise > 0 or self.in_noise > 0)
         if noisy and generator is None:
             generator = torch.Generator(device=inputs.device).manual_seed(0)

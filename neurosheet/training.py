@@ -90,6 +90,8 @@ class _State:
     noise: torch.Generator
     step: int
     metrics_bytes: int
+    seed: int = 0
+    substep_choices: tuple[int, ...] = ()
     bimt: BimtRegularizer | None = None
 
 
@@ -219,7 +221,8 @@ def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: in
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
     bimt = BimtRegularizer(model, preset.bimt, tc.steps) if preset.bimt is not None else None
-    st = _State(model, optimizer, sampler, noise, 0, 0, bimt)
+    st = _State(model, optimizer, sampler, noise, 0, 0, seed=seed,
+                substep_choices=tuple(preset.dynamics.train_substeps or ()), bimt=bimt)
     if payload is not None:
         if bimt is not None and payload.get("bimt") is not None:
             bimt.load_state_dict(payload["bimt"])
@@ -276,7 +279,11 @@ def _train_step(st: _State, tc: Any, device: str) -> float:
     targets = torch.as_tensor(batch.targets, device=device)
     mask = torch.as_tensor(batch.mask, device=device)
     st.model.train()
-    out = st.model(inputs, generator=st.noise)
+    k = None
+    if st.substep_choices:  # a function of (seed, step): exact resume needs no extra state
+        pick = np.random.default_rng([st.seed, st.step]).integers(len(st.substep_choices))
+        k = st.substep_choices[int(pick)]
+    out = st.model(inputs, generator=st.noise, substeps=k)
     loss = masked_loss(out.logits, targets, mask)
     if tc.rate_l2:
         valid = (mask > 0).unsqueeze(-1)

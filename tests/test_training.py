@@ -17,13 +17,13 @@ from neurosheet.training import train
 SUITE = "demo"
 
 
-def tiny(**training) -> ModelPreset:
+def tiny(dynamics: dict | None = None, **training) -> ModelPreset:
     """A 36-neuron LM-RNN that trains in about a second."""
     t = {"steps": 12, "batch": 8, "lr": 0.003, "eval_every": 6, "eval_trials": 4,
          "checkpoint_every": 4, "log_every": 1, "threads": 1, **training}
     return ModelPreset.model_validate({
         "sheet": {"n": 36, "rule": "radius", "density": 0.2},
-        "dynamics": {"substeps": 2, "rec_noise": 0.05, "in_noise": 0.05},
+        "dynamics": {"substeps": 2, "rec_noise": 0.05, "in_noise": 0.05, **(dynamics or {})},
         "training": t,
     })
 
@@ -63,6 +63,19 @@ def test_resume_reproduces_the_uninterrupted_losses(tmp_path):
     b = load_run_circuit(full.run_dir)
     assert np.array_equal(a.w_rec, b.w_rec)
     assert full.final == resumed.final
+
+
+def test_resume_is_exact_with_random_training_substeps(tmp_path):
+    mixed = tiny({"train_substeps": [1, 2, 3]})
+    full = train(tmp_path / "full", mixed, SUITE, seed=4, progress=False, steps=8)
+    train(tmp_path / "cut", mixed, SUITE, seed=4, progress=False, steps=8, stop_after=3)
+    train(tmp_path / "cut", mixed, SUITE, seed=4, progress=False, steps=8)
+    assert losses(tmp_path / "cut") == losses(full.run_dir)
+    assert load_run_circuit(full.run_dir).params.substeps == 2  # the nominal count is saved
+    plain = train(tmp_path / "plain", tiny(), SUITE, seed=4, progress=False, steps=8)
+    assert losses(plain.run_dir) != losses(full.run_dir)  # the choices did change training
+    with pytest.raises(NeurosheetError, match="train_substeps"):
+        with_overrides(tiny(), {"dynamics": {"train_substeps": []}})
 
 
 def test_more_steps_extend_a_finished_run(tmp_path):
