@@ -277,3 +277,30 @@ def test_cli_evaluate_quantized_accuracy(tmp_path, capsys):
     g.save(tmp_path / "g.npz")
     assert main(["budget", str(tmp_path / "g.npz"), "--target", "loihi", "--evaluate"]) == 2
     assert "needs a run directory" in capsys.readouterr().err
+
+
+def test_cli_simulate_counts_spikes(tmp_path, capsys):
+    from neurosheet.circuit import RateParams
+    from neurosheet.tasks import N_OBS, N_OUT
+
+    tasks = ("go", "anti")
+    g = attach_projections(build_graph(make_sheet(36), "radius", radius=1.5),
+                           N_OBS + len(tasks), N_OUT)
+    rng = np.random.default_rng(2)
+    c = Circuit(g, rng.normal(0, 0.2, g.synapses), rng.normal(0.1, 0.3, g.inputs.synapses),
+                np.full(g.n, 0.2), rng.normal(0, 0.2, g.readout.synapses), np.zeros(N_OUT),
+                RateParams(tau_ms=200.0, substeps=2), tasks)
+    save_run_circuit(tmp_path / "run", c)
+    rc = main(["budget", str(tmp_path / "run"), "--target", "loihi", "--json",
+               "--simulate", "snntorch", "--spike-trials", "3", "--substeps", "5",
+               "--gate", "off", "--calibration-trials", "4"])
+    assert rc == 0
+    act = json.loads(capsys.readouterr().out)["activity"]
+    assert act["status"] == "from spike counts" and act["trials"] == 3
+    assert act["source"].startswith("snntorch, 3 held-out trials")
+    assert act["spikes_per_trial"] > 0
+    assert act["synops_per_trial"]["total"] == pytest.approx(
+        act["synops_per_trial"]["recurrent"] + act["synops_per_trial"]["readout"])
+    assert main(["budget", str(tmp_path / "run"), "--target", "loihi", "--simulate", "snntorch",
+                 "--spikes", "x.npy"]) == 2
+    assert "not both" in capsys.readouterr().err

@@ -41,6 +41,15 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--metric", default="step_accuracy",
                    choices=("step_accuracy", "trial_success", "yang_success"),
                    help="--evaluate: accuracy metric, mean over tasks (default step_accuracy)")
+    p.add_argument("--simulate", dest="backend", choices=("snntorch", "brian2"),
+                   help="count spikes with this spiking backend on --spike-trials held-out "
+                   "trials mixed over the circuit's tasks (instead of --spikes)")
+    p.add_argument("--spike-trials", type=positive_int, default=64,
+                   help="--simulate: number of trials (default 64)")
+    from neurosheet.spiking.rundir import add_backend_args, add_conversion_args
+
+    add_conversion_args(p)
+    add_backend_args(p)
     return p
 
 
@@ -51,8 +60,11 @@ def run(args: argparse.Namespace) -> int:
     source = load_source(args.dir)
     graph = getattr(source, "graph", source)
     spikes = None
-    spike_file = _spike_file(args.spikes, args.dir)
-    if spike_file is not None:
+    if args.backend:
+        if args.spikes:
+            raise NeurosheetError("give either --simulate or --spikes, not both")
+        spikes = _simulate(source, args)
+    elif (spike_file := _spike_file(args.spikes, args.dir)) is not None:
         spikes = SpikeCounts.from_array(_read_counts(spike_file), graph.n, str(spike_file))
     kwargs: dict[str, Any] = {"spikes": spikes, "seed": args.seed, "source": str(args.dir)}
     if args.evaluate:
@@ -82,6 +94,30 @@ def _accuracy(source: Any, args: argparse.Namespace) -> dict[str, Any]:
     label = (f"{args.metric}, mean over {len(source.tasks)} task(s), {args.trials} held-out "
              f"trials each (seed {args.eval_seed}), rate model")
     return {"accuracy_fn": accuracy, "accuracy_label": label}
+
+
+def _simulate(source: Any, args: argparse.Namespace) -> Any:
+    """Spikes per neuron per trial from the spiking backend (steps inside each trial only)."""
+    from neurosheet.budget import SpikeCounts
+    from neurosheet.circuit import Circuit
+    from neurosheet.spiking.rundir import (
+        backend_from_args,
+        config_from_args,
+        sampler,
+        spiking_for_run,
+        valid_steps,
+    )
+
+    if not isinstance(source, Circuit):
+        raise NeurosheetError("--simulate needs a run directory with trained weights "
+                              "(circuit.npz), not a bare graph")
+    sc = spiking_for_run(args.dir, source, config_from_args(args), args.calibration_trials,
+                         args.eval_seed)
+    batch = sampler(source, args.eval_seed + 1).sample(args.spike_trials)
+    result = backend_from_args(args, args.dir).run(sc, batch.inputs, progress=not args.json)
+    counts = (result.counts * valid_steps(batch)[:, :, None]).sum(0)  # [trials, N]
+    return SpikeCounts.from_array(counts, source.n, f"{result.backend}, {args.spike_trials} "
+                                  f"held-out trials mixed over {len(source.tasks)} task(s)")
 
 
 def _spike_file(arg: str | None, run_dir: str) -> Path | None:
