@@ -20,7 +20,6 @@ metrics (synapse counts, wiring length Σ|w|·d, diagonal fraction) need no rate
 from __future__ import annotations
 
 import warnings
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from scipy.cluster.vq import kmeans2
 from neurosheet.bimt import pair_distances
 from neurosheet.circuit import Circuit
 from neurosheet.errors import NeurosheetError
+from neurosheet.io import load_npz_arrays
 
 NORMALIZATIONS = ("max", "sum", "none")
 
@@ -332,13 +332,7 @@ def analyze_circuit(circuit: Circuit, clusters: FunctionalClusters | None = None
 def load_rates(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Rates saved as ``.npz`` with ``rates/<task>`` ``[T, B, N]`` and optional ``mask/<task>``."""
     path = Path(path)
-    if not path.is_file():
-        raise NeurosheetError(f"rates file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise NeurosheetError(f"{path}: not a rates file ({exc})") from None
+    arrays = load_npz_arrays(path, "rates")
     rates = {k[6:]: v for k, v in arrays.items() if k.startswith("rates/")}
     masks = {k[5:]: v for k, v in arrays.items() if k.startswith("mask/")}
     if not rates:

@@ -71,9 +71,8 @@ def write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]
     return Path(path)
 
 
-def read_npz(path: str | os.PathLike[str], what: str, fmt: str, version: int) -> dict[str, np.ndarray]:
-    """Load a neurosheet ``.npz`` of format ``fmt``; missing, corrupt, foreign or too-new files
-    raise one :class:`NeurosheetError` line naming the file (``what`` names the kind of file)."""
+def load_npz_arrays(path: str | os.PathLike[str], what: str) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` (no pickles); missing or unreadable -> one line naming the file."""
     from neurosheet.errors import NeurosheetError
 
     path = Path(path)
@@ -81,9 +80,18 @@ def read_npz(path: str | os.PathLike[str], what: str, fmt: str, version: int) ->
         raise NeurosheetError(f"{what} file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+            return {k: f[k] for k in f.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise NeurosheetError(f"{path}: corrupt or not a {what} file ({exc})") from None
+
+
+def read_npz(path: str | os.PathLike[str], what: str, fmt: str, version: int) -> dict[str, np.ndarray]:
+    """Load a neurosheet ``.npz`` of format ``fmt``; missing, corrupt, foreign or too-new files
+    raise one :class:`NeurosheetError` line naming the file (``what`` names the kind of file)."""
+    from neurosheet.errors import NeurosheetError
+
+    path = Path(path)
+    arrays = load_npz_arrays(path, what)
     if str(arrays.get("format", "")) != fmt:
         raise NeurosheetError(f"{path}: not a neurosheet {what} file")
     if int(arrays.get("version", 0)) > version:

@@ -115,11 +115,12 @@ def run_pipeline(out_dir: str | Path, cfg: PipelineConfig = PipelineConfig(),
 # --------------------------------------------------------------------- stages
 def _train(run_dir: Path, cfg: PipelineConfig) -> dict[str, Any]:
     from neurosheet.config import load_model_preset
+    from neurosheet.rate_model import resolve_device
     from neurosheet.training import train
 
     preset, path = load_model_preset(cfg.preset)
     result = train(run_dir, preset, cfg.suite, seed=cfg.seed, preset_name=cfg.preset,
-                   steps=cfg.steps, progress=cfg.progress)
+                   steps=cfg.steps, device=resolve_device("auto"), progress=cfg.progress)
     return {"preset": str(path), "steps": result.steps, "final": result.final["mean"],
             "steps_to_criterion": result.steps_to_criterion,
             "resumed_from": result.resumed_from}

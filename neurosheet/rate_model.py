@@ -34,6 +34,19 @@ _ACT = {
 }
 
 
+
+def resolve_device(name: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; checks ``cuda[:N]`` and ``cpu``."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise NeurosheetError(f"device {name}: CUDA is not available in this torch build")
+        return name
+    if name != "cpu":
+        raise NeurosheetError(f"unknown device {name!r}; use auto, cpu or cuda[:N]")
+    return name
+
 @dataclass
 class RateOutput:
     """Readout logits ``[T, B, n_out]`` and unit rates ``[T, B, N]`` at each task step's end."""
@@ -138,7 +151,8 @@ class RateRNN(nn.Module):
         params = circuit.params
         if substeps is not None:
             params = RateParams(params.activation, params.tau_ms, params.dt_ms, substeps)
-        weights = {k: getattr(circuit, k) for k in ("w_rec", "w_in", "b_rec", "w_out", "b_out")}
+        # Circuit arrays are read-only; torch wants writable memory, so copy once here.
+        weights = {k: np.array(getattr(circuit, k)) for k in ("w_rec", "w_in", "b_rec", "w_out", "b_out")}
         return cls(circuit.graph, params, weights=weights, kernel=kernel)
 
     def to_circuit(self, tasks: tuple[str, ...] = (), meta: dict | None = None) -> Circuit:

@@ -21,7 +21,8 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of wiring, init, trials and noise")
     p.add_argument("--density", type=float, help="override the preset's sheet density")
     p.add_argument("--n", type=positive_int, help="override the preset's number of neurons")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--device", default="auto",
+                   help="torch device: auto (cuda when available, else cpu), cpu, cuda[:N]")
     p.add_argument("--restart", action="store_true",
                    help="ignore an existing checkpoint in --out and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -58,13 +59,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _device(name: str) -> str:
-    from neurosheet.errors import NeurosheetError
+    from neurosheet.rate_model import resolve_device
 
-    if name.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise NeurosheetError(f"--device {name}: CUDA is not available in this torch build")
-    elif name != "cpu":
-        raise NeurosheetError(f"unknown --device {name!r}; use cpu or cuda[:N]")
-    return name
+    return resolve_device(name)
