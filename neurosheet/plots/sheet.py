@@ -24,15 +24,19 @@ def plot_sheet(graph: SheetGraph, neuron: int | None = None, ax: Any = None) -> 
     pre = adj.indices[adj.indptr[neuron]:adj.indptr[neuron + 1]]
     post = np.flatnonzero(adj[:, [neuron]].toarray().ravel())
     centre = sheet.positions[neuron]
-    for idx, colour, label in ((pre, "tab:blue", "presynaptic"), (post, "tab:red", "postsynaptic")):
-        idx = idx[idx != neuron]
+    pre, post = pre[pre != neuron], post[post != neuron]
+    if np.array_equal(np.sort(pre), np.sort(post)):  # symmetric wiring: one set of partners
+        groups = [(pre, "tab:purple", "pre- and postsynaptic", 2.0)]
+    else:
+        groups = [(pre, "tab:blue", "presynaptic", 3.0), (post, "tab:red", "postsynaptic", 1.5)]
+    for idx, colour, label, scale in groups:
         if idx.size == 0:
             continue
         # Draw minimum-image segments on a torus so wrapped edges stay short.
         ends = centre + sheet.displacement(np.full(idx.size, neuron), idx)
         ax.add_collection(LineCollection(np.stack([np.tile(centre, (idx.size, 1)), ends], 1),
                                          colors=colour, linewidths=0.6, alpha=0.5))
-        ax.scatter(sheet.positions[idx, 0], sheet.positions[idx, 1], s=size * 2, c=colour,
+        ax.scatter(sheet.positions[idx, 0], sheet.positions[idx, 1], s=size * scale, c=colour,
                    lw=0, label=f"{label} ({idx.size})")
     ax.scatter(*centre, s=40, c="k", marker="*", label=f"neuron {neuron}", zorder=3)
     ax.set_xlim(0, sheet.width)
@@ -65,7 +69,7 @@ def plot_lengths(graph: SheetGraph, ax: Any = None) -> Any:
     ax.set_xlabel("connection length (sheet units)")
     ax.set_ylabel("synapses")
     mean = lengths.mean() if lengths.size else 0.0
-    ax.set_title(f"length: mean {mean:.2f}, total {lengths.sum():.4g}")
+    ax.set_title(f"length (autapses excluded): mean {mean:.2f}, total {lengths.sum():.4g}")
     return ax
 
 
