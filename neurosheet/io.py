@@ -82,7 +82,9 @@ def load_npz_arrays(path: str | os.PathLike[str], what: str) -> dict[str, np.nda
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise NeurosheetError(f"{path}: corrupt or not a {what} file ({exc})") from None
+        # numpy reports a non-zip file as "pickled data"; say what it is instead.
+        detail = "not a .npz archive" if "pickle" in str(exc) else str(exc)
+        raise NeurosheetError(f"{path}: corrupt or not a {what} file ({detail})") from None
 
 
 def read_npz(path: str | os.PathLike[str], what: str, fmt: str, version: int) -> dict[str, np.ndarray]:
