@@ -15,6 +15,7 @@ from neurosheet.bimt import (
     BimtRegularizer,
     WiringGeometry,
     swap_deltas,
+    swap_dense,
     wiring_cost,
 )
 from neurosheet.circuit import RateParams
@@ -37,16 +38,8 @@ def best_of(fn, repeats: int = 3) -> float:
 
 def brute(j, mats, geo):
     base = wiring_cost(*mats, geo)
-    out = np.empty(mats[0].shape[0])
-    for k in range(out.size):
-        r_rec, r_in, r_out = (m.copy() for m in mats)
-        idx, sw = np.array([j, k]), np.array([k, j])
-        r_rec[idx] = r_rec[sw]
-        r_rec[:, idx] = r_rec[:, sw]
-        r_in[idx] = r_in[sw]
-        r_out[:, idx] = r_out[:, sw]
-        out[k] = wiring_cost(r_rec, r_in, r_out, geo) - base
-    return out
+    return np.array([wiring_cost(*swap_dense(*mats, j, k), geo) - base
+                     for k in range(mats[0].shape[0])])
 
 
 def main() -> None:

@@ -217,6 +217,19 @@ class SwapReport:
     order: np.ndarray  # new slot a holds the neuron that was in slot order[a] before the pass
 
 
+def swap_dense(r_rec: np.ndarray, r_in: np.ndarray, r_out: np.ndarray, j: int,
+               k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Copies of dense ``|W|`` matrices with hidden units j and k swapped: rows and columns of
+    W_rec, rows of W_in, columns of W_out. The slow reference that :func:`swap_deltas` matches."""
+    r_rec, r_in, r_out = r_rec.copy(), r_in.copy(), r_out.copy()
+    idx, sw = np.array([j, k]), np.array([k, j])
+    r_rec[idx] = r_rec[sw]
+    r_rec[:, idx] = r_rec[:, sw]
+    r_in[idx] = r_in[sw]
+    r_out[:, idx] = r_out[:, sw]
+    return r_rec, r_in, r_out
+
+
 def relocate(r_rec: np.ndarray, r_in: np.ndarray, r_out: np.ndarray, geo: WiringGeometry,
              top_k: int, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> SwapReport:
     """Greedy BIMT pass: each of the ``top_k`` most connected neurons moves to its best slot.

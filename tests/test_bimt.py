@@ -17,6 +17,7 @@ from neurosheet.bimt import (
     prune_run,
     relocate,
     swap_deltas,
+    swap_dense,
     wiring_cost,
 )
 from neurosheet.circuit import RateParams, load_run_circuit, save_run_circuit
@@ -41,13 +42,7 @@ def make_model(graph, seed: int = 0) -> RateRNN:
 
 
 def swapped(mats, geo, j, k):
-    r_rec, r_in, r_out = (m.copy() for m in mats)
-    idx, sw = np.array([j, k]), np.array([k, j])
-    r_rec[idx] = r_rec[sw]
-    r_rec[:, idx] = r_rec[:, sw]
-    r_in[idx] = r_in[sw]
-    r_out[:, idx] = r_out[:, sw]
-    return r_rec, r_in, r_out
+    return swap_dense(*mats, j, k)
 
 
 def random_mats(rng, n=N):
