@@ -254,17 +254,24 @@ def test_cli_budget(tmp_path, capsys):
     assert "| xylo |" in capsys.readouterr().out
 
 
-def test_cli_evaluate_quantized_accuracy(tmp_path, capsys):
+def _task_circuit(seed: int, w_in: tuple[float, float], bias: float) -> Circuit:
+    """A 36-neuron circuit with random weights (input weights ~ N(mean, sd) = ``w_in``) whose
+    rule inputs are the tasks go and anti."""
     from neurosheet.circuit import RateParams
     from neurosheet.tasks import N_OBS, N_OUT
 
     tasks = ("go", "anti")
     g = attach_projections(build_graph(make_sheet(36), "radius", radius=1.5),
                            N_OBS + len(tasks), N_OUT)
-    rng = np.random.default_rng(1)
-    c = Circuit(g, rng.normal(0, 0.2, g.synapses), rng.normal(0, 0.2, g.inputs.synapses),
-                np.zeros(g.n), rng.normal(0, 0.2, g.readout.synapses), np.zeros(N_OUT),
-                RateParams(tau_ms=200.0, substeps=2), tasks)
+    rng = np.random.default_rng(seed)
+    return Circuit(g, rng.normal(0, 0.2, g.synapses), rng.normal(*w_in, g.inputs.synapses),
+                   np.full(g.n, bias), rng.normal(0, 0.2, g.readout.synapses), np.zeros(N_OUT),
+                   RateParams(tau_ms=200.0, substeps=2), tasks)
+
+
+def test_cli_evaluate_quantized_accuracy(tmp_path, capsys):
+    c = _task_circuit(seed=1, w_in=(0.0, 0.2), bias=0.0)
+    g = c.graph
     save_run_circuit(tmp_path / "run", c)
     rc = main(["budget", str(tmp_path / "run"), "--target", "dynapse2", "--json", "--evaluate",
                "--trials", "4"])
@@ -280,16 +287,7 @@ def test_cli_evaluate_quantized_accuracy(tmp_path, capsys):
 
 
 def test_cli_simulate_counts_spikes(tmp_path, capsys):
-    from neurosheet.circuit import RateParams
-    from neurosheet.tasks import N_OBS, N_OUT
-
-    tasks = ("go", "anti")
-    g = attach_projections(build_graph(make_sheet(36), "radius", radius=1.5),
-                           N_OBS + len(tasks), N_OUT)
-    rng = np.random.default_rng(2)
-    c = Circuit(g, rng.normal(0, 0.2, g.synapses), rng.normal(0.1, 0.3, g.inputs.synapses),
-                np.full(g.n, 0.2), rng.normal(0, 0.2, g.readout.synapses), np.zeros(N_OUT),
-                RateParams(tau_ms=200.0, substeps=2), tasks)
+    c = _task_circuit(seed=2, w_in=(0.1, 0.3), bias=0.2)
     save_run_circuit(tmp_path / "run", c)
     rc = main(["budget", str(tmp_path / "run"), "--target", "loihi", "--json",
                "--simulate", "snntorch", "--spike-trials", "3", "--substeps", "5",
