@@ -10,9 +10,12 @@ The data path, one module per stage::
 from neurosheet.errors import NeurosheetError
 from neurosheet.graph import Projection, SheetGraph
 from neurosheet.sheet import Sheet, make_sheet
+from neurosheet.tasks.gym_ids import register_envs
 from neurosheet.wiring import build_graph, radius_for_density
 
 __version__ = "0.1.0"
+
+register_envs()  # gymnasium ids neurosheet/ModCog-<task>-v0 (entry points as strings: no torch)
 
 __all__ = [
     "NeurosheetError",
