@@ -171,3 +171,15 @@ def test_import_registers_without_torch_or_neurogym_and_the_bar_command():
                          capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "ok"
+
+
+def test_the_docs_example_runs(capsys):
+    """The python block of docs/modcog.md's gymnasium section, as written."""
+    text = (ROOT / "docs" / "modcog.md").read_text()
+    section = text[text.index("## gymnasium and neurogym"):]
+    code = section[section.index("```python") + len("```python"):]
+    code = code[:code.index("```")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(code, "docs/modcog.md", "exec"), {})
+    assert "[" in capsys.readouterr().out

@@ -103,3 +103,14 @@ def test_old_pickled_sampler_and_bad_seeds_are_one_line_errors():
         with pytest.raises(NeurosheetError, match="seed"):
             TrialSampler(["go"], seed=bad)
     assert TrialSampler(["go"], seed=np.int64(3)).sample(2).batch_size == 2
+
+
+def test_fewer_heldout_trials_per_task_are_a_prefix_of_more():
+    """E.g. Brian2's 16 trials per task are the first 16 of rate's 64 (same seed)."""
+    from neurosheet.evaluation import heldout_batches
+
+    tasks = ("go", "dm1", "dms-intr", "dlygo-seql")
+    few, many = heldout_batches(tasks, 16, 12345), heldout_batches(tasks, 64, 12345)
+    for task in tasks:
+        for i in range(16):
+            assert _equal(_trial(few[task], i), _trial(many[task], i))

@@ -190,7 +190,7 @@ class TrialSampler:
             ids = rng.choice(len(self.tasks), size=CHUNK, p=self.weights)
         start = st.quirks.next_modality.copy() if st.quirks is not None else None
         params = draw_params(self._registry_ids[ids], rng, st.quirks)
-        noise = draw_noise(CHUNK, rng) if self.noise else None
+        noise = draw_noise(params, rng) if self.noise else None
         return _Chunk(ids.astype(np.int64), params, noise, start)
 
     def _take(self, key: tuple[int, ...], n: int) -> tuple[np.ndarray, Trials]:

@@ -272,11 +272,18 @@ def layout(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-def draw_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``[n, 2, 5, 33]`` standard normals: each trial's input noise for its two stimulus slots
-    (drawn for every trial, whatever its task, so the draws of trial i never depend on the
-    tasks of the others)."""
-    return rng.standard_normal((n, *NOISE_SHAPE), dtype=np.float32)
+def draw_noise(params: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """``[n, 2, 5, 33]`` input noise of drawn ``params`` (trials in order): standard normals for
+    each stimulus slot that carries noise (DM and DMS trials, slots of nonzero length), zeros
+    elsewhere. A trial's draws depend only on the trials before it, never on those after."""
+    g = params["task_id"]
+    n = g.shape[0]
+    fam = TABLE["family"][g]
+    # DM and DMS show a first stimulus; DMS and delayed DM a second one (layout's slots)
+    noisy = np.stack([fam != 0, (fam == 2) | ((fam == 1) & TABLE["delayed"][g])], axis=1)
+    out = np.zeros((n, *NOISE_SHAPE), dtype=np.float32)
+    out[noisy] = rng.standard_normal((int(noisy.sum()), *NOISE_SHAPE[1:]), dtype=np.float32)
+    return out
 
 
 def render(params: dict[str, np.ndarray], noise: np.ndarray | None = None) -> Trials:
@@ -331,4 +338,4 @@ def generate(task_ids: np.ndarray, rng: np.random.Generator, noise: bool = True,
     """Draw and render trials for registry indices ``task_ids`` (any mix of tasks): first every
     trial's parameters, then (with ``noise``) every trial's noise, all from ``rng``."""
     params = draw_params(task_ids, rng, quirks)
-    return render(params, draw_noise(len(params["task_id"]), rng) if noise else None)
+    return render(params, draw_noise(params, rng) if noise else None)
