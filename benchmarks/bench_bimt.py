@@ -10,7 +10,11 @@ import time
 import numpy as np
 import torch
 
-from neurosheet.bimt import (
+from neurosheet.graph.circuit import RateParams
+from neurosheet.graph.projections import attach_projections
+from neurosheet.graph.sheet import make_sheet
+from neurosheet.graph.wiring import build_graph
+from neurosheet.rate.bimt import (
     BimtConfig,
     BimtRegularizer,
     WiringGeometry,
@@ -18,11 +22,7 @@ from neurosheet.bimt import (
     swap_dense,
     wiring_cost,
 )
-from neurosheet.circuit import RateParams
-from neurosheet.projections import attach_projections
-from neurosheet.rate_model import RateRNN
-from neurosheet.sheet import make_sheet
-from neurosheet.wiring import build_graph
+from neurosheet.rate.model import RateRNN
 
 N_IN, N_OUT = 50, 17  # Mod-Cog-like: 33 observation + rule channels, 17 outputs
 

@@ -22,8 +22,8 @@ import time
 def _one(method: str, n: int, density: float) -> dict:
     import numpy as np
 
-    from neurosheet.sheet import make_sheet
-    from neurosheet.wiring import build_graph, radius_for_density
+    from neurosheet.graph.sheet import make_sheet
+    from neurosheet.graph.wiring import build_graph, radius_for_density
 
     sheet = make_sheet(n, "grid")
     # The dense way is given the radius for free (found by the same closest-density search).

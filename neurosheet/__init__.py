@@ -7,10 +7,10 @@ The data path, one module per stage::
           -> spiking backends (snntorch, Brian2) -> reports (budgets)
 """
 
-from neurosheet.errors import NeurosheetError
-from neurosheet.graph import Projection, SheetGraph
-from neurosheet.sheet import Sheet, make_sheet
-from neurosheet.wiring import build_graph, radius_for_density
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.sheet import Sheet, make_sheet
+from neurosheet.graph.sheetgraph import Projection, SheetGraph
+from neurosheet.graph.wiring import build_graph, radius_for_density
 
 __version__ = "0.1.0"
 

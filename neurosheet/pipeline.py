@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from neurosheet.errors import NeurosheetError
-from neurosheet.io import write_json, write_npz, write_text
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.io import write_json, write_npz, write_text
 
 SPIKE_COUNTS_FILE = "spike_counts.npz"
 N_STAGES = 6
@@ -50,7 +50,7 @@ class PipelineConfig:
 
     def conversion(self) -> Any:
         """The conversion knobs every spiking stage shares (so they reuse one saved conversion)."""
-        from neurosheet.conversion import ConversionConfig
+        from neurosheet.spiking.conversion import ConversionConfig
 
         return ConversionConfig(gate=self.gate)
 
@@ -114,9 +114,9 @@ def run_pipeline(out_dir: str | Path, cfg: PipelineConfig = PipelineConfig(),
 
 # --------------------------------------------------------------------- stages
 def _train(run_dir: Path, cfg: PipelineConfig) -> dict[str, Any]:
-    from neurosheet.config import load_model_preset
-    from neurosheet.rate_model import resolve_device
-    from neurosheet.training import train
+    from neurosheet.rate.config import load_model_preset
+    from neurosheet.rate.model import resolve_device
+    from neurosheet.rate.training import train
 
     preset, path = load_model_preset(cfg.preset)
     result = train(run_dir, preset, cfg.suite, seed=cfg.seed, preset_name=cfg.preset,
@@ -127,21 +127,21 @@ def _train(run_dir: Path, cfg: PipelineConfig) -> dict[str, Any]:
 
 
 def _load(run_dir: Path) -> Any:
-    from neurosheet.circuit import load_run_circuit
+    from neurosheet.graph.circuit import load_run_circuit
 
     return load_run_circuit(run_dir)
 
 
 def _plot_sheet(circuit: Any, path: Path) -> str:
-    from neurosheet.plots import save_figure
-    from neurosheet.plots.sheet import sheet_figure
+    from neurosheet.reports.plots import save_figure
+    from neurosheet.reports.plots.sheet import sheet_figure
 
     return str(save_figure(sheet_figure(circuit.graph), path))
 
 
 def _evaluate(circuit: Any, run_dir: Path, cfg: PipelineConfig,
               log: Callable[[str], None]) -> dict[str, Any]:
-    from neurosheet.evaluation import evaluate_circuit
+    from neurosheet.rate.evaluation import evaluate_circuit
 
     seed = cfg.seed + 12345  # held-out trials, never the training stream
     results: dict[str, Any] = {}
@@ -171,10 +171,10 @@ def _evaluate(circuit: Any, run_dir: Path, cfg: PipelineConfig,
 
 
 def _rasters(circuit: Any, run_dir: Path, out: Path, cfg: PipelineConfig) -> dict[str, str]:
-    from neurosheet.conversion import rate_logits
-    from neurosheet.plots import save_figure
-    from neurosheet.plots.spikes import spike_figure
+    from neurosheet.reports.plots import save_figure
+    from neurosheet.reports.plots.spikes import spike_figure
     from neurosheet.spiking import get_backend
+    from neurosheet.spiking.conversion import rate_logits
     from neurosheet.spiking.rundir import brian2_build_dir, sampler, spiking_for_run
 
     sc = spiking_for_run(run_dir, circuit, cfg.conversion(), 64, cfg.seed)
@@ -216,10 +216,10 @@ def _spike_counts(circuit: Any, run_dir: Path, cfg: PipelineConfig) -> dict[str,
 
 def _budgets(circuit: Any, run_dir: Path, out: Path, cfg: PipelineConfig,
              spikes: dict[str, Any] | None) -> dict[str, Any]:
-    from neurosheet.budget import SpikeCounts, compare_targets
-    from neurosheet.evaluation import evaluate_circuit
-    from neurosheet.hardware import list_targets, load_target
-    from neurosheet.reports import comparison_rows, write_comparison
+    from neurosheet.hardware.budget import SpikeCounts, compare_targets
+    from neurosheet.hardware.targets import list_targets, load_target
+    from neurosheet.rate.evaluation import evaluate_circuit
+    from neurosheet.reports.budget import comparison_rows, write_comparison
 
     counts = None
     if spikes is not None:

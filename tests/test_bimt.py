@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from neurosheet.bimt import (
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.presets import validate
+from neurosheet.graph.circuit import RateParams, load_run_circuit, save_run_circuit
+from neurosheet.graph.projections import attach_projections
+from neurosheet.graph.sheet import make_sheet
+from neurosheet.graph.wiring import build_graph
+from neurosheet.rate.bimt import (
     BimtConfig,
     BimtRegularizer,
     WiringGeometry,
@@ -20,13 +26,7 @@ from neurosheet.bimt import (
     swap_dense,
     wiring_cost,
 )
-from neurosheet.circuit import RateParams, load_run_circuit, save_run_circuit
-from neurosheet.errors import NeurosheetError
-from neurosheet.presets import validate
-from neurosheet.projections import attach_projections
-from neurosheet.rate_model import RateRNN
-from neurosheet.sheet import make_sheet
-from neurosheet.wiring import build_graph
+from neurosheet.rate.model import RateRNN
 
 N, N_IN, N_OUT = 16, 5, 3
 
@@ -277,7 +277,7 @@ def _toy_accuracy(circuit) -> float:
 @pytest.mark.slow
 def test_bimt_wires_shorter_than_l1_at_same_accuracy_and_prunes_safely():
     """Toy 4-task problem, N = 64, 1500 steps each (~10 s): the BIMT-vs-L1 claim in small."""
-    from neurosheet.analysis import structure_metrics
+    from neurosheet.rate.analysis import structure_metrics
 
     l1 = _toy_train(BimtConfig(lam=0.1, locality=0.0, swap_every=0))
     bimt = _toy_train(BimtConfig(lam=0.1, swap_every=100, swap_top_k=16))

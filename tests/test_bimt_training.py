@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from neurosheet import rundir
-from neurosheet.circuit import load_run_circuit
-from neurosheet.config import ModelPreset, load_model_preset
-from neurosheet.errors import NeurosheetError
-from neurosheet.training import PRUNED_DIR, train
+from neurosheet.core import rundir
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.circuit import load_run_circuit
+from neurosheet.rate.config import ModelPreset, load_model_preset
+from neurosheet.rate.training import PRUNED_DIR, train
 
 SUITE = "demo"
 

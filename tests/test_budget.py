@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from neurosheet.budget import SpikeCounts, budget_report, compare_targets, synaptic_ops
-from neurosheet.circuit import Circuit, save_run_circuit
 from neurosheet.cli import main
-from neurosheet.errors import NeurosheetError
-from neurosheet.graph import Projection, SheetGraph, csr_from_edges
-from neurosheet.hardware import Target, load_target
-from neurosheet.partition import (
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.circuit import Circuit, save_run_circuit
+from neurosheet.graph.projections import attach_projections
+from neurosheet.graph.sheet import make_sheet
+from neurosheet.graph.sheetgraph import Projection, SheetGraph, csr_from_edges
+from neurosheet.graph.wiring import build_graph
+from neurosheet.hardware.budget import SpikeCounts, budget_report, compare_targets, synaptic_ops
+from neurosheet.hardware.partition import (
     Partition,
     core_loads,
     crossing_edges,
@@ -22,11 +24,9 @@ from neurosheet.partition import (
     random_partition,
     tile_partition,
 )
-from neurosheet.projections import attach_projections
-from neurosheet.quantize import quantize_array, quantize_circuit
-from neurosheet.reports import write_budget, write_comparison
-from neurosheet.sheet import make_sheet
-from neurosheet.wiring import build_graph
+from neurosheet.hardware.quantize import quantize_array, quantize_circuit
+from neurosheet.hardware.targets import Target, load_target
+from neurosheet.reports.budget import write_budget, write_comparison
 
 # Hand-built graph: 6 neurons on a 3 x 2 grid
 #   0 1 2      (y = 0.5)
@@ -257,7 +257,7 @@ def test_cli_budget(tmp_path, capsys):
 def _task_circuit(seed: int, w_in: tuple[float, float], bias: float) -> Circuit:
     """A 36-neuron circuit with random weights (input weights ~ N(mean, sd) = ``w_in``) whose
     rule inputs are the tasks go and anti."""
-    from neurosheet.circuit import RateParams
+    from neurosheet.graph.circuit import RateParams
     from neurosheet.tasks import N_OBS, N_OUT
 
     tasks = ("go", "anti")

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from neurosheet.cli import main
-from neurosheet.graph import SheetGraph
+from neurosheet.graph.sheetgraph import SheetGraph
 
 
 def run_cli(capsys, *args):

@@ -7,16 +7,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from neurosheet.circuit import RateParams
-from neurosheet.conversion import (
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.circuit import RateParams
+from neurosheet.spiking import get_backend
+from neurosheet.spiking.conversion import (
     ConversionConfig,
     convert,
     decisions,
     rate_gate,
     rate_logits,
 )
-from neurosheet.errors import NeurosheetError
-from neurosheet.spiking import get_backend
 from neurosheet.spiking.demo import random_circuit, random_inputs
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from neurosheet.conversion import ConversionConfig, convert, decisions
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
 from neurosheet.spiking import get_backend
-from neurosheet.spiking.brian2_backend import Brian2Backend, codegen_prefs
+from neurosheet.spiking.backends.brian2 import Brian2Backend, codegen_prefs
+from neurosheet.spiking.backends.snntorch import SnntorchBackend
+from neurosheet.spiking.conversion import ConversionConfig, convert, decisions
 from neurosheet.spiking.demo import random_circuit, random_inputs
-from neurosheet.spiking.snntorch_backend import SnntorchBackend
 
 
 def _convert(dtype: str, substeps: int = 20, seed: int = 1):

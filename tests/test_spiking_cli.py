@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from neurosheet.circuit import CIRCUIT_FILE, GRAPH_FILE, save_run_circuit
 from neurosheet.cli import main
-from neurosheet.nir_export import read_nir
+from neurosheet.graph.circuit import CIRCUIT_FILE, GRAPH_FILE, save_run_circuit
 from neurosheet.spiking.demo import random_circuit, random_inputs
+from neurosheet.spiking.nir import read_nir
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_export_writes_a_nir_file_with_the_graph(run_dir, capsys, tmp_path):
                  str(run_dir / "inputs.npy"), "--substeps", "10", "--json"])
     assert code == 0
     info = _json(capsys)
-    from neurosheet.circuit import load_run_circuit
+    from neurosheet.graph.circuit import load_run_circuit
 
     graph = load_run_circuit(run_dir).graph
     back = read_nir(path)

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from neurosheet import rundir
-from neurosheet.circuit import load_run_circuit
-from neurosheet.config import ModelPreset, load_model_preset, with_overrides
-from neurosheet.errors import NeurosheetError
-from neurosheet.evaluation import evaluate_run
-from neurosheet.training import train
+from neurosheet.core import rundir
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.circuit import load_run_circuit
+from neurosheet.rate.config import ModelPreset, load_model_preset, with_overrides
+from neurosheet.rate.evaluation import evaluate_run
+from neurosheet.rate.training import train
 
 SUITE = "demo"
 
@@ -86,7 +86,7 @@ def test_more_steps_extend_a_finished_run(tmp_path):
 
 
 def test_nan_loss_is_a_clear_error_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    import neurosheet.training as training
+    import neurosheet.rate.training as training
 
     calls = {"n": 0}
     real = training.masked_loss

@@ -1,7 +1,7 @@
 """The ``neurosheet`` command: a thin layer over the library, one module per subcommand.
 
 Each subcommand module defines ``add_parser(subparsers)`` and ``run(args) -> int``. Every
-user-facing problem is raised as :class:`~neurosheet.errors.NeurosheetError` and printed
+user-facing problem is raised as :class:`~neurosheet.core.errors.NeurosheetError` and printed
 here as one line on stderr with exit status 2 (never a traceback).
 """
 
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
 
 # Subcommands in the order of the data's path; a module that is absent is simply not offered.
 COMMANDS = (

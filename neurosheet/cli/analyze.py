@@ -9,7 +9,7 @@ from neurosheet.cli.common import non_negative, positive_int, print_json
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from neurosheet.analysis import NORMALIZATIONS
+    from neurosheet.rate.analysis import NORMALIZATIONS
 
     p = subs.add_parser(
         "analyze", help="modularity of a run: task-variance clusters, compactness, Q, wiring",
@@ -37,9 +37,9 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurosheet.analysis import analyze_circuit, functional_clusters, load_rates, task_rates
-    from neurosheet.circuit import load_run_circuit
-    from neurosheet.errors import NeurosheetError
+    from neurosheet.core.errors import NeurosheetError
+    from neurosheet.graph.circuit import load_run_circuit
+    from neurosheet.rate.analysis import analyze_circuit, functional_clusters, load_rates, task_rates
 
     circuit = load_run_circuit(args.run_dir)
     clusters = None
@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
                                   f"{circuit.n}")
     report = analyze_circuit(circuit, clusters, args.metric, args.perm, args.seed)
     if args.plot:
-        from neurosheet.plots import save_figure
-        from neurosheet.plots.analysis import analysis_figure
+        from neurosheet.reports.plots import save_figure
+        from neurosheet.reports.plots.analysis import analysis_figure
 
         save_figure(analysis_figure(circuit, clusters, report), args.plot)  # type: ignore[arg-type]
     if args.json:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from neurosheet.cli.common import positive_int
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -54,8 +54,8 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurosheet.budget import SpikeCounts, budget_report, compare_targets, load_source
-    from neurosheet.hardware import list_targets, load_target
+    from neurosheet.hardware.budget import SpikeCounts, budget_report, compare_targets, load_source
+    from neurosheet.hardware.targets import list_targets, load_target
 
     source = load_source(args.dir)
     graph = getattr(source, "graph", source)
@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _accuracy(source: Any, args: argparse.Namespace) -> dict[str, Any]:
     """``accuracy_fn`` evaluating a circuit on held-out trials of its own tasks (rate model)."""
-    from neurosheet.circuit import Circuit
-    from neurosheet.evaluation import evaluate_circuit
+    from neurosheet.graph.circuit import Circuit
+    from neurosheet.rate.evaluation import evaluate_circuit
 
     if not isinstance(source, Circuit):
         raise NeurosheetError("--evaluate needs a run directory with trained weights "
@@ -98,8 +98,8 @@ def _accuracy(source: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 def _simulate(source: Any, args: argparse.Namespace) -> Any:
     """Spikes per neuron per trial from the spiking backend (steps inside each trial only)."""
-    from neurosheet.budget import SpikeCounts
-    from neurosheet.circuit import Circuit
+    from neurosheet.graph.circuit import Circuit
+    from neurosheet.hardware.budget import SpikeCounts
     from neurosheet.spiking.rundir import (
         backend_from_args,
         config_from_args,
@@ -154,7 +154,7 @@ def _emit_one(report: dict, args: argparse.Namespace) -> int:
 
     written = None
     if args.out:
-        from neurosheet.reports import write_budget
+        from neurosheet.reports.budget import write_budget
 
         written = write_budget(report, args.out)
     if args.json:
@@ -168,7 +168,7 @@ def _emit_one(report: dict, args: argparse.Namespace) -> int:
 
 def _emit_all(reports: list[dict], args: argparse.Namespace) -> int:
     from neurosheet.cli.common import print_json
-    from neurosheet.reports import comparison_markdown, comparison_rows, write_comparison
+    from neurosheet.reports.budget import comparison_markdown, comparison_rows, write_comparison
 
     written = write_comparison(reports, args.out) if args.out else None
     if args.json:

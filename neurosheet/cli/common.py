@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from neurosheet.io import _json_default
+from neurosheet.core.io import _json_default
 
 
 def _number(text: str, cast: type, ok: object, requirement: str) -> float:

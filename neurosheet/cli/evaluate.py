@@ -8,7 +8,7 @@ from neurosheet.cli.common import positive_int, print_json
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from neurosheet.evaluation import backends
+    from neurosheet.rate.evaluation import backends
     from neurosheet.spiking.evaluate import add_evaluate_args, register
 
     register()  # offers --backend snntorch|brian2
@@ -33,7 +33,7 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurosheet.evaluation import evaluate_run
+    from neurosheet.rate.evaluation import evaluate_run
 
     tasks = None
     if args.suite:

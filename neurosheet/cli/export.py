@@ -25,8 +25,8 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurosheet.circuit import load_run_circuit
-    from neurosheet.nir_export import read_nir, write_nir
+    from neurosheet.graph.circuit import load_run_circuit
+    from neurosheet.spiking.nir import read_nir, write_nir
     from neurosheet.spiking.rundir import config_from_args, load_inputs, spiking_for_run
 
     circuit = load_run_circuit(args.run_dir)

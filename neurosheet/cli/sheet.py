@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from neurosheet.cli.common import fraction, non_negative, positive_int, print_json
-from neurosheet.sheet import LAYOUTS, make_sheet
-from neurosheet.wiring import RULES, build_graph
+from neurosheet.graph.sheet import LAYOUTS, make_sheet
+from neurosheet.graph.wiring import RULES, build_graph
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -46,14 +46,14 @@ def run(args: argparse.Namespace) -> int:
                         p0=args.p0, self_connections=not args.no_self,
                         fixed_fan_in=args.fixed_fan_in, seed=args.seed)
     if args.inputs or args.outputs:
-        from neurosheet.projections import input_projection, readout_projection
+        from neurosheet.graph.projections import input_projection, readout_projection
 
         graph = graph.with_projections(
             input_projection(sheet, args.inputs, args.input_region) if args.inputs else None,
             readout_projection(sheet, args.outputs, args.readout_region) if args.outputs else None,
         )
     if args.neuron is not None and not 0 <= args.neuron < graph.n:
-        from neurosheet.errors import NeurosheetError
+        from neurosheet.core.errors import NeurosheetError
 
         raise NeurosheetError(f"--neuron {args.neuron} is not in 0..{graph.n - 1}")
     summary = graph.summary()
@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
         graph.save(args.save)
         summary["saved"] = args.save
     if args.plot:
-        from neurosheet.plots import save_figure
-        from neurosheet.plots.sheet import sheet_figure
+        from neurosheet.reports.plots import save_figure
+        from neurosheet.reports.plots.sheet import sheet_figure
 
         save_figure(sheet_figure(graph, args.neuron), args.plot)
         summary["plot"] = args.plot

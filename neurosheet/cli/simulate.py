@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from neurosheet.cli.common import positive_int, print_json
-from neurosheet.spiking.base import BACKENDS
+from neurosheet.spiking.backends.base import BACKENDS
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,8 +40,8 @@ def _accuracy(logits: np.ndarray, batch: Any, tasks: tuple[str, ...]) -> dict[st
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurosheet.circuit import load_run_circuit
-    from neurosheet.conversion import decisions, rate_logits
+    from neurosheet.graph.circuit import load_run_circuit
+    from neurosheet.spiking.conversion import decisions, rate_logits
     from neurosheet.spiking.rundir import (
         backend_from_args,
         config_from_args,
@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
         summary["spiking_accuracy"] = _accuracy(result.logits, batch, circuit.tasks)
         summary["rate_accuracy"] = _accuracy(y_rate, batch, circuit.tasks)
     if args.raster:
-        from neurosheet.plots import save_figure
-        from neurosheet.plots.spikes import spike_figure
+        from neurosheet.reports.plots import save_figure
+        from neurosheet.reports.plots.spikes import spike_figure
 
         steps, neurons = result.rasters[0]
         length = int(batch.lengths[0]) if batch is not None else inputs.shape[0]

@@ -22,7 +22,7 @@ def _ints(text: str) -> list[int]:
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from neurosheet.sweep import BACKENDS
+    from neurosheet.experiments.sweep import BACKENDS
 
     p = subs.add_parser(
         "sweep", help="train over presets x densities x seeds (process pool or Ray)",
@@ -52,7 +52,7 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from neurosheet.sweep import aggregate, format_table, plan_jobs, run_sweep, write_results
+    from neurosheet.experiments.sweep import aggregate, format_table, plan_jobs, run_sweep, write_results
 
     presets = [p for p in args.presets.split(",") if p.strip()]
     jobs = plan_jobs(presets, args.densities, args.seeds, args.suite, args.out, args.steps,

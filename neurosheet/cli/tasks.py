@@ -96,8 +96,8 @@ def _show(args: argparse.Namespace) -> int:
              "decision_targets": batch.targets[batch.decision[:, 0], 0].tolist()}
     out = {**row, "trial": trial}
     if args.plot:
-        from neurosheet.plots import save_figure
-        from neurosheet.plots.tasks import trial_figure
+        from neurosheet.reports.plots import save_figure
+        from neurosheet.reports.plots.tasks import trial_figure
 
         title = f"{name} (seed {args.seed}{', reference mode' if args.reference else ''})"
         save_figure(trial_figure(batch.inputs[:n, 0], batch.targets[:n, 0], periods, title),

@@ -31,8 +31,8 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurosheet.config import load_model_preset, with_overrides
-    from neurosheet.training import train
+    from neurosheet.rate.config import load_model_preset, with_overrides
+    from neurosheet.rate.training import train
 
     preset, path = load_model_preset(args.preset)
     sheet = {k: v for k, v in (("density", args.density), ("n", args.n)) if v is not None}
@@ -59,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _device(name: str) -> str:
-    from neurosheet.rate_model import resolve_device
+    from neurosheet.rate.model import resolve_device
 
     return resolve_device(name)

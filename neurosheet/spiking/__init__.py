@@ -1,5 +1,5 @@
-"""Spiking backends (snntorch, Brian2) behind one interface; see :mod:`neurosheet.spiking.base`."""
+"""Spiking backends (snntorch, Brian2) behind one interface; see :mod:`neurosheet.spiking.backends.base`."""
 
-from neurosheet.spiking.base import BACKENDS, SpikeResult, SpikingBackend, get_backend
+from neurosheet.spiking.backends.base import BACKENDS, SpikeResult, SpikingBackend, get_backend
 
 __all__ = ["BACKENDS", "SpikeResult", "SpikingBackend", "get_backend"]

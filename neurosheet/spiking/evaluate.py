@@ -3,7 +3,7 @@
 :func:`spiking_logits_fn` converts a circuit (calibrating g on trials of its own tasks, or
 reusing the run directory's saved conversion) and returns a function that simulates task
 inputs with snntorch or Brian2 and decodes the readout. :func:`register` offers both as
-``neurosheet evaluate --backend snntorch|brian2`` through :mod:`neurosheet.evaluation`.
+``neurosheet evaluate --backend snntorch|brian2`` through :mod:`neurosheet.rate.evaluation`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from neurosheet.circuit import Circuit
-from neurosheet.conversion import ConversionConfig, SpikingCircuit, convert
-from neurosheet.spiking.base import BACKENDS, get_backend
+from neurosheet.graph.circuit import Circuit
+from neurosheet.spiking.backends.base import BACKENDS, get_backend
+from neurosheet.spiking.conversion import ConversionConfig, SpikingCircuit, convert
 
 
 def spiking_logits_fn(circuit: Circuit, backend: str = "snntorch", *,
@@ -57,7 +57,7 @@ def spiking_logits_fn(circuit: Circuit, backend: str = "snntorch", *,
 
 def register() -> None:
     """Offer the spiking backends to ``neurosheet evaluate`` (idempotent)."""
-    from neurosheet.evaluation import backends, register_backend
+    from neurosheet.rate.evaluation import backends, register_backend
 
     for name in BACKENDS:
         if name not in backends():
@@ -71,8 +71,8 @@ SPIKING_OPTIONS = ("rho_max", "gate", "device", "brian2_target", "calibration_tr
 
 def add_evaluate_args(p: Any) -> None:
     """Spiking knobs for ``neurosheet evaluate`` (its ``--substeps`` is K for spiking backends)."""
-    from neurosheet.conversion import GATE_MODES
-    from neurosheet.spiking.brian2_backend import TARGETS
+    from neurosheet.spiking.backends.brian2 import TARGETS
+    from neurosheet.spiking.conversion import GATE_MODES
 
     d = ConversionConfig()
     g = p.add_argument_group("spiking backends (snntorch, brian2)")

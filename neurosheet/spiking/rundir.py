@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from neurosheet.circuit import Circuit
 from neurosheet.cli.common import positive_int
-from neurosheet.conversion import (
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.io import write_json
+from neurosheet.graph.circuit import Circuit
+from neurosheet.spiking.conversion import (
     DTYPES,
     GATE_MODES,
     ConversionConfig,
@@ -25,8 +27,6 @@ from neurosheet.conversion import (
     SpikingCircuit,
     convert,
 )
-from neurosheet.errors import NeurosheetError
-from neurosheet.io import write_json
 
 SPIKING_DIR = "spiking"
 CONVERSION_FILE = "conversion.json"
@@ -57,7 +57,7 @@ def add_conversion_args(p: argparse.ArgumentParser) -> None:
 
 def add_backend_args(p: argparse.ArgumentParser) -> None:
     """Backend options shared by simulate / evaluate."""
-    from neurosheet.spiking.brian2_backend import TARGETS
+    from neurosheet.spiking.backends.brian2 import TARGETS
 
     p.add_argument("--device", help="snntorch device (default: cuda when available, else cpu)")
     p.add_argument("--brian2-target", choices=TARGETS, default="auto",
@@ -70,7 +70,7 @@ def config_from_args(args: argparse.Namespace) -> ConversionConfig:
 
 
 def backend_from_args(args: argparse.Namespace, run_dir: str | Path) -> Any:
-    from neurosheet.spiking.base import get_backend
+    from neurosheet.spiking.backends.base import get_backend
 
     if args.backend == "brian2":
         return get_backend("brian2", target=args.brian2_target,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
 from neurosheet.tasks.registry import N_OBS, TASK_INDEX, resolve_task, resolve_tasks
 from neurosheet.tasks.trials import MODES, ReferenceQuirks, Trials, generate
 
