@@ -32,7 +32,8 @@ from neurosheet.graph.projections import attach_projections
 from neurosheet.graph.sheet import make_sheet
 from neurosheet.graph.sheetgraph import SheetGraph
 from neurosheet.graph.wiring import build_graph
-from neurosheet.rate.bimt import BimtRegularizer, prune_circuit
+from neurosheet.rate.bimt.prune import prune_circuit
+from neurosheet.rate.bimt.regularizer import BimtRegularizer
 from neurosheet.rate.config import ModelPreset, SheetConfig, to_toml, with_overrides
 from neurosheet.rate.evaluation import score_batches
 from neurosheet.rate.model import RateRNN
