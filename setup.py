@@ -1,7 +1,7 @@
 """Build hook: ship the top-level preset folders (models/, tasks/, deploy/) inside the wheel.
 
 The folders stay at the repository root so users edit them in place; at build time
-they are copied to ``neurosheet/_presets/<kind>/`` where :mod:`neurosheet.presets`
+they are copied to ``neurosheet/_presets/<kind>/`` where :mod:`neurosheet.core.presets`
 finds them in an installed package.
 """
 

@@ -16,11 +16,11 @@ import numpy as np
 
 
 def main() -> None:
-    from neurosheet.budget import SpikeCounts, budget_report
-    from neurosheet.hardware import load_target
-    from neurosheet.projections import attach_projections
-    from neurosheet.sheet import make_sheet
-    from neurosheet.wiring import build_graph
+    from neurosheet.graph.projections import attach_projections
+    from neurosheet.graph.sheet import make_sheet
+    from neurosheet.graph.wiring import build_graph
+    from neurosheet.hardware.budget import SpikeCounts, budget_report
+    from neurosheet.hardware.targets import load_target
 
     targets = [load_target(t) for t in ("loihi", "dynapse2", "truenorth")]
     print(f"{'N':>6} {'synapses':>9} {'target':>10} {'cores':>6} {'binding':>20} "

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurosheet.circuit import RateParams
-from neurosheet.conversion import ConversionConfig, convert
-from neurosheet.spiking.brian2_backend import Brian2Backend
+from neurosheet.graph.circuit import RateParams
+from neurosheet.spiking.backends.brian2 import Brian2Backend
+from neurosheet.spiking.backends.snntorch import SnntorchBackend
+from neurosheet.spiking.conversion import ConversionConfig, convert
 from neurosheet.spiking.demo import random_circuit, random_inputs
-from neurosheet.spiking.snntorch_backend import SnntorchBackend
 
 N, DENSITY, TASK_DT_MS, BIO_S = 1024, 0.05, 20.0, 1.0
 

@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from neurosheet.circuit import RateParams
-from neurosheet.projections import attach_projections
-from neurosheet.rate_model import RateRNN
-from neurosheet.sheet import make_sheet
-from neurosheet.wiring import build_graph
+from neurosheet.graph.circuit import RateParams
+from neurosheet.graph.projections import attach_projections
+from neurosheet.graph.sheet import make_sheet
+from neurosheet.graph.wiring import build_graph
+from neurosheet.rate.model import RateRNN
 
 N_IN, N_OUT = 53, 17
 

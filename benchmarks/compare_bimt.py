@@ -18,13 +18,13 @@ from typing import Any
 
 import torch
 
-from neurosheet.analysis import analyze_circuit, functional_clusters, task_rates
-from neurosheet.bimt import prune_circuit
-from neurosheet.circuit import load_run_circuit
-from neurosheet.config import load_model_preset, with_overrides
-from neurosheet.evaluation import evaluate_circuit
-from neurosheet.io import write_json
-from neurosheet.training import train
+from neurosheet.core.io import write_json
+from neurosheet.graph.circuit import load_run_circuit
+from neurosheet.rate.analysis import analyze_circuit, functional_clusters, task_rates
+from neurosheet.rate.bimt.prune import prune_circuit
+from neurosheet.rate.config import load_model_preset, with_overrides
+from neurosheet.rate.evaluation import evaluate_circuit
+from neurosheet.rate.training import train
 
 
 def run_one(name: str, args: argparse.Namespace, lam: float | None = None) -> dict[str, Any]:

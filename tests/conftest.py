@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from neurosheet.projections import attach_projections
-from neurosheet.sheet import make_sheet
-from neurosheet.wiring import build_graph
+from neurosheet.graph.projections import attach_projections
+from neurosheet.graph.sheet import make_sheet
+from neurosheet.graph.wiring import build_graph
 
 
 @pytest.fixture

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurosheet.analysis import (
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.circuit import Circuit
+from neurosheet.graph.projections import attach_projections
+from neurosheet.graph.sheet import make_sheet
+from neurosheet.graph.wiring import build_graph
+from neurosheet.rate.analysis import (
     FunctionalClusters,
     analyze_circuit,
     anatomical_modularity,
@@ -18,11 +23,6 @@ from neurosheet.analysis import (
     task_variance,
     within_fraction,
 )
-from neurosheet.circuit import Circuit
-from neurosheet.errors import NeurosheetError
-from neurosheet.projections import attach_projections
-from neurosheet.sheet import make_sheet
-from neurosheet.wiring import build_graph
 
 
 def test_silhouette_matches_hand_computation():
@@ -148,8 +148,8 @@ def test_structure_metrics_by_hand():
 
 
 def test_analysis_figure_is_written(tmp_path):
-    from neurosheet.plots import save_figure
-    from neurosheet.plots.analysis import analysis_figure
+    from neurosheet.reports.plots import save_figure
+    from neurosheet.reports.plots.analysis import analysis_figure
 
     c, fc = block_circuit()
     path = save_figure(analysis_figure(c, fc, analyze_circuit(c, fc, n_perm=10)), tmp_path / "a.png")
@@ -159,9 +159,9 @@ def test_analysis_figure_is_written(tmp_path):
 def test_cli_analyze_with_rates_file(tmp_path, capsys):
     import json
 
-    from neurosheet.circuit import save_run_circuit
     from neurosheet.cli import main
-    from neurosheet.io import write_npz
+    from neurosheet.core.io import write_npz
+    from neurosheet.graph.circuit import save_run_circuit
 
     c, _ = block_circuit()
     save_run_circuit(tmp_path / "run", c)
@@ -194,8 +194,8 @@ def test_cli_analyze_errors_are_one_line(tmp_path, capsys):
 
 
 def test_task_rates_run_the_circuits_tasks():
-    from neurosheet.analysis import task_rates
-    from neurosheet.rate_model import RateRNN
+    from neurosheet.rate.analysis import task_rates
+    from neurosheet.rate.model import RateRNN
     from neurosheet.tasks.registry import N_OBS
 
     g = attach_projections(build_graph(make_sheet(16), "full"), N_OBS + 2, 17)

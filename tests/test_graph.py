@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from neurosheet.errors import NeurosheetError
-from neurosheet.graph import SheetGraph, csr_from_edges
-from neurosheet.projections import input_projection, readout_projection, region_members
-from neurosheet.sheet import make_sheet
-from neurosheet.wiring import build_graph
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.projections import input_projection, readout_projection, region_members
+from neurosheet.graph.sheet import make_sheet
+from neurosheet.graph.sheetgraph import SheetGraph, csr_from_edges
+from neurosheet.graph.wiring import build_graph
 
 
 def test_counts_match_a_hand_built_graph():

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import neurosheet  # noqa: F401  (registers the ids)
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
 from neurosheet.tasks import (
     N_OBS,
     N_OUT,
@@ -22,8 +21,14 @@ from neurosheet.tasks import (
     TrialSampler,
     env_id,
     env_ids,
+    register_envs,
     task_spec,
 )
+
+# conftest imports neurosheet before gymnasium, and gymnasium's plugin hook registers the ids
+# only for an installed neurosheet: register here. The import paths themselves are tested in
+# fresh interpreters (the last test below, and test_gym_plugin.py).
+register_envs()
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = TASKS[::13]  # a deterministic sample of 10 tasks over all groups and families
@@ -45,6 +50,7 @@ def _same(a: list, b: list) -> bool:
 
 
 def test_every_task_is_registered_in_both_modes():
+    register_envs()  # a second registration changes nothing
     ids = set(gym.envs.registry)
     assert len(env_ids()) == len(env_ids("reference")) == len(TASKS) == 126
     assert set(env_ids()) <= ids and set(env_ids("reference")) <= ids
@@ -160,6 +166,7 @@ def test_modcogenv_exported_and_validated():
 
 
 def test_import_registers_without_torch_or_neurogym_and_the_bar_command():
+    """``import neurosheet`` after gymnasium registers the ids itself (no plugin needed)."""
     code = ("import sys, gymnasium as gym, neurosheet;"
             "assert 'torch' not in sys.modules and 'neurogym' not in sys.modules;"
             "assert 'neurosheet/ModCog-dlygo-intr-v0' in gym.envs.registry;"

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurosheet.errors import NeurosheetError
-from neurosheet.hardware import Target, list_targets, load_target, weight_qmax
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.hardware.targets import Target, list_targets, load_target, weight_qmax
 
 REQUIRED = {"loihi", "loihi2", "truenorth", "spinnaker", "spinnaker2", "brainscales2", "akida",
             "dynapse2", "xylo", "speck"}

@@ -7,10 +7,10 @@ import nir
 import numpy as np
 import pytest
 
-from neurosheet.conversion import ConversionConfig, convert
-from neurosheet.errors import NeurosheetError
-from neurosheet.nir_export import read_nir, to_nir, write_nir
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.spiking.conversion import ConversionConfig, convert
 from neurosheet.spiking.demo import random_circuit, random_inputs
+from neurosheet.spiking.nir import read_nir, to_nir, write_nir
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def test_installed_wheel_resolves_presets_by_name(wheel, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(target), str(wheel)], check=True, capture_output=True, timeout=600)
     code = (
-        "import json, neurosheet; from neurosheet.presets import list_presets;"
+        "import json, neurosheet; from neurosheet.core.presets import list_presets;"
         "print(json.dumps({'file': neurosheet.__file__,"
         " 'presets': {k: sorted(list_presets(k)) for k in ('models', 'tasks', 'deploy')}}))"
     )

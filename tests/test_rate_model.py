@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from neurosheet.circuit import RateParams
-from neurosheet.edge_ops import EdgeOperator, EdgeStructure
-from neurosheet.errors import NeurosheetError
-from neurosheet.projections import attach_projections
-from neurosheet.rate_model import RateRNN
-from neurosheet.sheet import make_sheet
-from neurosheet.wiring import build_graph
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.circuit import RateParams
+from neurosheet.graph.projections import attach_projections
+from neurosheet.graph.sheet import make_sheet
+from neurosheet.graph.wiring import build_graph
+from neurosheet.rate.edge_ops import EdgeOperator, EdgeStructure
+from neurosheet.rate.model import RateRNN
 
 N_IN, N_OUT = 7, 5
 

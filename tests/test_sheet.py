@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurosheet.errors import NeurosheetError
-from neurosheet.sheet import Sheet, grid_shape, make_sheet
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.sheet import Sheet, grid_shape, make_sheet
 
 
 def test_grid_is_a_square_lattice_at_cell_centres():

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from neurosheet.errors import NeurosheetError
-from neurosheet.sweep import aggregate, plan_jobs, run_sweep, write_results
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.experiments.sweep import aggregate, plan_jobs, run_sweep, write_results
 
 TINY = """
 [sheet]

@@ -11,11 +11,11 @@ from neurosheet.tasks import N_OUT, TrialSampler, load_suite, score
 @pytest.mark.slow
 def test_demo_suite_is_learnable_by_128_neurons():
     torch = pytest.importorskip("torch")
-    from neurosheet.circuit import RateParams
-    from neurosheet.projections import attach_projections
-    from neurosheet.rate_model import RateRNN
-    from neurosheet.sheet import make_sheet
-    from neurosheet.wiring import build_graph
+    from neurosheet.graph.circuit import RateParams
+    from neurosheet.graph.projections import attach_projections
+    from neurosheet.graph.sheet import make_sheet
+    from neurosheet.graph.wiring import build_graph
+    from neurosheet.rate.model import RateRNN
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from neurosheet.config import load_model_preset
-from neurosheet.evaluation import evaluate_run
-from neurosheet.training import train
+from neurosheet.rate.config import load_model_preset
+from neurosheet.rate.evaluation import evaluate_run
+from neurosheet.rate.training import train
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def test_autapse_net_holds_a_memory_but_cannot_integrate_the_delay(tmp_path):
     """Paper claims (i)/(ii) in miniature: a diagonal (autapse-only) network learns dlygo
     (remember a direction across a delay) far better than dlygo-intr (the same task with the
     answer rotated by the delay length, which needs interacting units)."""
-    from neurosheet.config import with_overrides
+    from neurosheet.rate.config import with_overrides
 
     preset, _ = load_model_preset("autapse")
     preset = with_overrides(preset, {"sheet": {"n": 64}, "dynamics": {"substeps": 2},

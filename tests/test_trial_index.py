@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
 from neurosheet.tasks import N_OBS, TASKS, TrialSampler
 from neurosheet.tasks.dataset import CHUNK
 
@@ -107,7 +107,7 @@ def test_old_pickled_sampler_and_bad_seeds_are_one_line_errors():
 
 def test_fewer_heldout_trials_per_task_are_a_prefix_of_more():
     """E.g. Brian2's 16 trials per task are the first 16 of rate's 64 (same seed)."""
-    from neurosheet.evaluation import heldout_batches
+    from neurosheet.rate.evaluation import heldout_batches
 
     tasks = ("go", "dm1", "dms-intr", "dlygo-seql")
     few, many = heldout_batches(tasks, 16, 12345), heldout_batches(tasks, 64, 12345)

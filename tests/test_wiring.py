@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from neurosheet.errors import NeurosheetError
-from neurosheet.sheet import make_sheet
-from neurosheet.wiring import build_graph, radius_for_density
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.sheet import make_sheet
+from neurosheet.graph.wiring import build_graph, radius_for_density
 
 
 def _brute_force_density(sheet, r, self_conn=True):
@@ -112,7 +112,7 @@ def test_full_and_autapse():
     ({"rule": "radius", "radius": -1.0}, "radius"),
     ({"rule": "radius"}, "exactly one"),
     ({"rule": "gaussian", "scale": -2.0}, "scale"),
-    ({"rule": "random"}, "needs --density"),
+    ({"rule": "random"}, "needs a density"),
 ])
 def test_bad_wiring_arguments(kwargs, message):
     with pytest.raises(NeurosheetError, match=message):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurosheet.circuit import Circuit, RateParams
-from neurosheet.projections import attach_projections
-from neurosheet.rate_model import RateRNN
-from neurosheet.sheet import make_sheet
-from neurosheet.wiring import build_graph
+from neurosheet.graph.circuit import Circuit, RateParams
+from neurosheet.graph.projections import attach_projections
+from neurosheet.graph.sheet import make_sheet
+from neurosheet.graph.wiring import build_graph
+from neurosheet.rate.model import RateRNN
 
 
 def random_circuit(n: int = 64, *, density: float = 0.1, n_inputs: int = 4, n_outputs: int = 3,

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.seeds import check_seed
 from neurosheet.tasks.registry import N_OBS, TASK_INDEX, TASKS, resolve_task, resolve_tasks
 from neurosheet.tasks.trials import (
     MODES,
@@ -242,9 +243,8 @@ def _probabilities(weights: Sequence[float] | None, n: int) -> np.ndarray | None
 
 
 def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise NeurosheetError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    """The one seed rule of the package (numpy integers accepted too)."""
+    return check_seed(int(seed) if isinstance(seed, np.integer) else seed, "seed")
 
 
 def _check_batch(batch_size: int) -> None:

@@ -21,7 +21,7 @@ from neurogym.envs.collections.yang19 import _gaussianbump
 from neurogym.utils import scheduler, spaces
 from neurogym.wrappers.block import ScheduleEnvs
 
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
 from neurosheet.tasks.registry import (
     DT_MS,
     INT_DELAYS_STEPS,

@@ -8,7 +8,7 @@ neurogym nor torch; ``gym.make`` imports ``neurosheet.tasks.envs`` on first use.
 
 from __future__ import annotations
 
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
 from neurosheet.tasks.registry import TASKS, resolve_task
 
 NAMESPACE = "neurosheet"

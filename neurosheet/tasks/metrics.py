@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
 from neurosheet.tasks.registry import N_OUT, N_RING
 
 METRICS = ("step_accuracy", "trial_success", "yang_success")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
 
 N_RING = 16  # ring directions per modality
 N_OBS = 1 + 2 * N_RING  # fixation + two modality rings = 33

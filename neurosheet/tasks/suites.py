@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from neurosheet.errors import NeurosheetError
-from neurosheet.presets import list_presets, load_preset, unknown_name_message
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.presets import list_presets, load_preset, unknown_name_message
 from neurosheet.tasks.dataset import _probabilities
 from neurosheet.tasks.registry import resolve_tasks
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neurosheet.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError
 from neurosheet.tasks.registry import N_OBS, N_RING, SPECS
 
 PERIODS = ("fixation", "stim1", "delay", "stim2", "decision")

@@ -1,0 +1,228 @@
+"""The leaky rate RNN whose weights live only on the sheet graph's edges.
+
+Parameters are *edge values* (one per synapse, CSR order), never a dense matrix with a mask:
+a masked entry does not exist, so it is exactly zero throughout training and in every file.
+The recurrent product uses sparse kernels (:mod:`neurosheet.rate.edge_ops`), so a sparse sheet
+also trains faster than a dense one.
+
+Dynamics per Euler sub-step (``substeps`` per task step, see :class:`RateParams`)::
+
+    x <- (1 - a) x + a (W_rec f(x) + W_in (u_t + in_noise) + b + sqrt(2/a) rec_noise xi)
+    y_t = W_out f(x) + b_out
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.circuit import Circuit, RateParams
+from neurosheet.graph.sheetgraph import SheetGraph
+from neurosheet.rate.edge_ops import EdgeOperator, EdgeStructure
+
+_ACT = {
+    "relu": torch.relu,
+    "softplus": nn.functional.softplus,
+    "tanh": torch.tanh,
+    "retanh": lambda x: torch.tanh(torch.relu(x)),
+}
+
+
+
+def resolve_device(name: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; checks ``cuda[:N]`` and ``cpu``."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise NeurosheetError(f"device {name}: CUDA is not available in this torch build")
+        return name
+    if name != "cpu":
+        raise NeurosheetError(f"unknown device {name!r}; use auto, cpu or cuda[:N]")
+    return name
+
+@dataclass
+class RateOutput:
+    """Readout logits ``[T, B, n_out]`` and unit rates ``[T, B, N]`` at each task step's end."""
+
+    logits: torch.Tensor
+    rates: torch.Tensor
+
+
+class SparseLinear(nn.Module):
+    """``y = W x`` with W given by a fixed CSR structure and trainable edge values."""
+
+    def __init__(self, post: np.ndarray, pre: np.ndarray, shape: tuple[int, int],
+                 values: torch.Tensor) -> None:
+        super().__init__()
+        self.shape = shape
+        self.register_buffer("post", torch.as_tensor(post, dtype=torch.long), persistent=False)
+        self.register_buffer("pre", torch.as_tensor(pre, dtype=torch.long), persistent=False)
+        self.values = nn.Parameter(torch.as_tensor(values).clone().float())
+
+    def dense(self) -> torch.Tensor:
+        """The full matrix (zeros off the edges); gradients reach only the edge values."""
+        w = torch.zeros(self.shape, dtype=self.values.dtype, device=self.values.device)
+        return w.index_put((self.post, self.pre), self.values)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [..., shape[1]]
+        return x @ self.dense().T
+
+
+class RecurrentWeights(nn.Module):
+    """The recurrent edge values plus the sparse structure that multiplies with them."""
+
+    def __init__(self, graph: SheetGraph, values: torch.Tensor, kernel: str = "auto") -> None:
+        super().__init__()
+        self.shape = (graph.n, graph.n)
+        self.structure = EdgeStructure.from_csr(graph.adjacency, kernel)
+        self.values = nn.Parameter(torch.as_tensor(values).clone().float())
+
+    @property
+    def kernel(self) -> str:
+        """The product actually used: ``csr`` (sparse) or ``dense``."""
+        return self.structure.kernel
+
+    def _apply(self, fn: Any, recurse: bool = True) -> RecurrentWeights:
+        super()._apply(fn, recurse)
+        if self.structure.post.device != self.values.device:
+            self.structure = self.structure.to(self.values.device)
+        return self
+
+    def dense(self) -> torch.Tensor:
+        """The full ``[N, N]`` matrix, zeros off the edges (for analysis, not for training)."""
+        s = self.structure
+        w = torch.zeros(self.shape, dtype=self.values.dtype, device=self.values.device)
+        return w.index_put((s.post, s.pre), self.values)
+
+    def operator(self) -> EdgeOperator:
+        """``r [N, B] -> W r`` for one forward pass with the current values."""
+        return EdgeOperator(self.structure, self.values)
+
+
+class RateRNN(nn.Module):
+    """Leaky rate RNN on a :class:`SheetGraph` with input and readout projections.
+
+    Args:
+        gain: scale of the initial recurrent weights, N(0, gain^2 / fan_in) per neuron.
+        rec_noise: recurrent noise sigma (Yang 2019 convention, training mode only).
+        in_noise: Gaussian noise sigma added to the inputs (training mode only).
+        kernel: recurrent product, ``auto`` (sparse CSR below 25% density), ``csr`` or ``dense``.
+    """
+
+    def __init__(self, graph: SheetGraph, params: RateParams | None = None, *,
+                 gain: float = 1.0, rec_noise: float = 0.0, in_noise: float = 0.0,
+                 seed: int = 0, weights: dict[str, np.ndarray] | None = None,
+                 kernel: str = "auto") -> None:
+        super().__init__()
+        if graph.inputs is None or graph.readout is None:
+            raise NeurosheetError("the rate model needs a graph with input and readout projections")
+        if rec_noise < 0 or in_noise < 0:
+            raise NeurosheetError("noise levels must be >= 0")
+        self.graph = graph
+        self.params = params or RateParams()
+        self.rec_noise = rec_noise
+        self.in_noise = in_noise
+        self.act = _ACT[self.params.activation]
+        gen = torch.Generator().manual_seed(seed)
+        w = weights or init_weights(graph, gain, gen)
+        self.rec = RecurrentWeights(graph, _tensor(w["w_rec"]), kernel)
+        ip, iq = graph.inputs.edges()
+        self.inp = SparseLinear(ip, iq, graph.inputs.shape, _tensor(w["w_in"]))
+        op, oq = graph.readout.edges()
+        self.out = SparseLinear(op, oq, graph.readout.shape, _tensor(w["w_out"]))
+        self.b_rec = nn.Parameter(_tensor(w["b_rec"]))
+        self.b_out = nn.Parameter(_tensor(w["b_out"]))
+
+    @property
+    def n_inputs(self) -> int:
+        return self.graph.inputs.shape[1]  # type: ignore[union-attr]
+
+    @classmethod
+    def from_circuit(cls, circuit: Circuit, substeps: int | None = None,
+                     kernel: str = "auto") -> RateRNN:
+        """Rebuild the rate network of a saved circuit (optionally at another sub-step count)."""
+        params = circuit.params
+        if substeps is not None:
+            params = RateParams(params.activation, params.tau_ms, params.dt_ms, substeps)
+        # Circuit arrays are read-only; torch wants writable memory, so copy once here.
+        weights = {k: np.array(getattr(circuit, k)) for k in ("w_rec", "w_in", "b_rec", "w_out", "b_out")}
+        return cls(circuit.graph, params, weights=weights, kernel=kernel)
+
+    def to_circuit(self, tasks: tuple[str, ...] = (), meta: dict | None = None) -> Circuit:
+        """The trained weights as a :class:`Circuit` on the same graph."""
+        def arr(t: torch.Tensor) -> np.ndarray:
+            return t.detach().cpu().numpy().astype(np.float32)
+
+        return Circuit(self.graph, arr(self.rec.values), arr(self.inp.values), arr(self.b_rec),
+                       arr(self.out.values), arr(self.b_out), self.params, tasks, meta or {})
+
+    def forward(self, inputs: torch.Tensor, x0: torch.Tensor | None = None,
+                generator: torch.Generator | None = None,
+                substeps: int | None = None) -> RateOutput:
+        """Run ``inputs [T, B, n_in]``; returns logits and rates at each task step's end.
+
+        Noise (training mode only) is drawn from ``generator`` so a run is reproducible.
+        ``substeps`` integrates this call with another number of Euler sub-steps.
+        """
+        steps, batch, n_in = inputs.shape
+        if n_in != self.n_inputs:
+            raise NeurosheetError(f"the network has {self.n_inputs} inputs, the data {n_in}")
+        k = substeps or self.params.substeps
+        a = self.params.substep_alpha(k)
+        noisy = self.training and (self.rec_noise > 0 or self.in_noise > 0)
+        if noisy and generator is None:
+            generator = torch.Generator(device=inputs.device).manual_seed(0)
+        if self.training and self.in_noise > 0:
+            inputs = inputs + self.in_noise * _randn(inputs.shape, generator, inputs)
+        # State kept as [N, B] so the recurrent product is W @ r (sparse CSR on the left).
+        # unbind (not drive[t]) so the backward is one stack, not T full-size zero tensors.
+        drive = (inputs @ self.inp.dense().T + self.b_rec).transpose(1, 2).unbind(0)  # [N, B]
+        x = x0.T if x0 is not None else inputs.new_zeros(self.graph.n, batch)
+        w_rec = self.rec.operator()
+        noise_scale = math.sqrt(2.0 / a) * self.rec_noise if self.training else 0.0
+        rates = []
+        r = self.act(x)
+        for t in range(steps):
+            for _ in range(k):
+                total = w_rec(r, add=drive[t])
+                if noise_scale:
+                    total = total + noise_scale * _randn(x.shape, generator, x)
+                x = total if a == 1.0 else torch.lerp(x, total, a)
+                r = self.act(x)
+            rates.append(r)
+        r = torch.stack(rates).transpose(1, 2)  # [T, B, N]
+        return RateOutput(self.out(r) + self.b_out, r)
+
+
+def init_weights(graph: SheetGraph, gain: float, gen: torch.Generator) -> dict[str, np.ndarray]:
+    """Gaussian weights scaled by each neuron's *actual* fan-in (so sparse ~ dense dynamics)."""
+    def scaled(mask: Any, g: float) -> np.ndarray:
+        fan_in = np.maximum(np.diff(mask.indptr), 1)
+        post = np.repeat(np.arange(mask.shape[0]), np.diff(mask.indptr))
+        z = torch.randn(mask.nnz, generator=gen).numpy()
+        return (g * z / np.sqrt(fan_in[post])).astype(np.float32)
+
+    return {
+        "w_rec": scaled(graph.adjacency, gain),
+        "w_in": scaled(graph.inputs.mask, 1.0),  # type: ignore[union-attr]
+        "b_rec": np.zeros(graph.n, np.float32),
+        "w_out": scaled(graph.readout.mask, 1.0),  # type: ignore[union-attr]
+        "b_out": np.zeros(graph.readout.shape[0], np.float32),  # type: ignore[union-attr]
+    }
+
+
+def _randn(shape: torch.Size, generator: torch.Generator | None,
+           like: torch.Tensor) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+def _tensor(a: Any) -> torch.Tensor:
+    """A float32 copy (circuit arrays are read-only; torch must not alias them)."""
+    return torch.tensor(np.array(a, dtype=np.float32))
