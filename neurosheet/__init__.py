@@ -29,9 +29,6 @@ _LAZY = {
     "SeedPlan": "neurosheet.core.seeds",
 }
 
-__all__ = ["__version__", *_LAZY]
-
-
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
@@ -39,7 +36,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted(["__version__", *_LAZY])
 
 
 def _register_gym_ids() -> None:

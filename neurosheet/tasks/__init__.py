@@ -32,7 +32,6 @@ _LAZY = {
     "load_suite": "suites",
 }
 
-__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
@@ -43,4 +42,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted(_LAZY)

@@ -1,4 +1,4 @@
-"""Batched multitask training data: padded trials with a one-hot rule input, from one seed.
+"""Batched multitask training data: padded trials with a one-hot rule input, each fixed by its index.
 
 A batch holds whole trials (not neurogym's back-to-back stream), aligned at t = 0 and padded
 with zeros after each trial's end; ``mask`` weights the loss: 1 on steps before the decision
