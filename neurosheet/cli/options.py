@@ -74,7 +74,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "radius": "--radius", "substeps": "--substeps", "rho_max": "--rho-max",
     "percentile": "--percentile", "steps": "--steps", "preset": "--preset", "suite": "--suite",
     "targets": "--targets", "backend": "--backend", "inputs": "--inputs", "out": "--out",
-    "gate": "--gate",
+    "gate": "--gate", "plot": "--plot", "save": "--save", "nir": "--nir",
 }
 
 

@@ -14,3 +14,10 @@ class NeurosheetError(Exception):
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class IncompleteRunWarning(UserWarning):
+    """A later stage read a run directory whose training did not finish (``summary.json``).
+
+    The CLI prints it as one ``warning:`` line on stderr; the stage still runs.
+    """

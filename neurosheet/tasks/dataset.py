@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.seeds import MAX_STREAM_SEED, check_seed
 from neurosheet.tasks.registry import N_OBS, TASK_INDEX, resolve_task, resolve_tasks
 from neurosheet.tasks.trials import MODES, ReferenceQuirks, Trials, generate
 
@@ -61,7 +62,7 @@ class TrialSampler:
             raise NeurosheetError(f"tasks without a rule input: {', '.join(missing)}")
         self.n_inputs = N_OBS + len(self.rule_inputs)
         self.noise = noise
-        self.seed = seed
+        self.seed = check_seed(seed, "trial sampler seed", maximum=MAX_STREAM_SEED)
         self.weights = _probabilities(weights, len(self.tasks))
         self._registry_ids = np.array([TASK_INDEX[t] for t in self.tasks], dtype=np.int64)
         self._rule_channel = np.array([N_OBS + self.rule_inputs.index(t) for t in self.tasks],
