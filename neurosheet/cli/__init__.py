@@ -21,7 +21,7 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from neurosheet.core.errors import IncompleteRunWarning, NeurosheetError
 
@@ -99,18 +99,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0
+    quiet = getattr(args, "no_progress", False) or getattr(args, "json", False)
+    if not quiet and sys.stderr.isatty():
+        from neurosheet.core.progress import log_to_stderr
+
+        log_to_stderr()
+    import logging
+
+    from neurosheet.core.errors import NeurosheetWarning
+
     prefix = f"neurosheet {args.command}"
-    with warnings.catch_warnings():
-        # the same warning from several stages: one line
-        warnings.simplefilter("once", IncompleteRunWarning)
-        warnings.showwarning = _one_line_warning(prefix)
+
+    def one_line_warning(message, category, *_args, **_kwargs) -> None:
+        if issubclass(category, NeurosheetWarning):  # ours: what the user must know, one line
+            _say(f"{prefix}: warning: {message}")
+        else:  # a dependency's internals (e.g. torch's beta notices): kept out of the way
+            logging.getLogger("neurosheet.dependencies").debug("%s: %s", category.__name__,
+                                                              message)
+
+    with warnings.catch_warnings():  # restores showwarning and the filters afterwards
+        warnings.simplefilter("once", IncompleteRunWarning)  # several stages, one line
+        warnings.showwarning = one_line_warning  # one line each
         try:
             return int(args._run(args) or 0)
         except NeurosheetError as exc:
             _say(f"{prefix}: error: {_with_flag(exc)}")
             return 2
-        except KeyboardInterrupt:
-            _say(f"{prefix}: interrupted")
+        except KeyboardInterrupt as exc:  # training writes a checkpoint first and says so
+            detail = f": {exc}" if str(exc) else ""
+            _say(f"{prefix}: interrupted{detail}")
             return 130
         except OSError as exc:  # the user's files or system: a full disk, a permission
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
@@ -128,13 +145,6 @@ def _say(message: str) -> None:
     """One line on stderr: newlines in a message (e.g. from a file name) are shown escaped."""
     text = message.replace("\r", "\\r").replace("\n", "\\n")
     print(text if len(text) <= 2000 else text[:1997] + "...", file=sys.stderr)
-
-
-def _one_line_warning(prefix: str) -> Any:
-    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-        _say(f"{prefix}: warning: {message}")
-
-    return show
 
 
 def _write_trace(args: argparse.Namespace, exc: BaseException) -> str:

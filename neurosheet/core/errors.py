@@ -16,8 +16,16 @@ class NeurosheetError(Exception):
         self.param = param
 
 
-class IncompleteRunWarning(UserWarning):
+class NeurosheetWarning(UserWarning):
+    """A result that is not quite what was asked (e.g. a density the sheet cannot reach).
+
+    The CLI prints it as one line (``neurosheet CMD: warning: ...``); scripts see a normal
+    Python warning they can filter or turn into an error.
+    """
+
+
+class IncompleteRunWarning(NeurosheetWarning):
     """A later stage read a run directory whose training did not finish (``summary.json``).
 
-    The CLI prints it as one ``warning:`` line on stderr; the stage still runs.
+    The CLI prints it as one ``warning:`` line on stderr (once per run); the stage still runs.
     """
