@@ -29,7 +29,7 @@ from neurosheet import stages
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.io import write_json, write_text
 from neurosheet.core.results import PipelineSummary, StageRecord
-from neurosheet.core.rundir import RunDir
+from neurosheet.core.rundir import RunDir, exclusive_dir
 from neurosheet.core.seeds import SeedPlan
 
 log = logging.getLogger(__name__)
@@ -64,31 +64,49 @@ class PipelineConfig:
         return tuple(b for b in self.backends if get_spec(b).kind == "spiking")
 
 
-def check_config(cfg: PipelineConfig) -> None:
-    """Refuse a configuration before anything is written (names, targets, backends)."""
+def check_config(cfg: PipelineConfig, out_dir: str | Path | None = None) -> None:
+    """Refuse a configuration before anything is written: names, every target profile (all of
+    ``deploy/`` when none are named), backends, the model's size, the output folder."""
+    from neurosheet.core.paths import check_writable_dir
     from neurosheet.core.seeds import check_seed
-    from neurosheet.hardware.targets import load_target
-    from neurosheet.rate.config import load_model_preset
+    from neurosheet.hardware.targets import list_targets, load_target
+    from neurosheet.rate.config import load_model_preset, with_overrides
+    from neurosheet.rate.training import check_training_fits
     from neurosheet.spiking.registry import get_spec
     from neurosheet.tasks import load_suite
 
     check_seed(cfg.seed, "seed")
-    load_model_preset(cfg.preset)
+    preset, _ = load_model_preset(cfg.preset)
+    if cfg.steps is not None:
+        preset = with_overrides(preset, {"training": {"steps": cfg.steps}}, "steps")
+    check_training_fits(preset)
     load_suite(cfg.suite)
     for b in cfg.backends:
         get_spec(b)
     if "rate" not in cfg.backends:
         raise NeurosheetError("backends must include 'rate' (the reference of every fidelity)")
-    for t in cfg.targets:
+    for t in cfg.targets or tuple(list_targets()):
         load_target(t)
+    if out_dir is not None:
+        check_writable_dir(out_dir, "out", "pipeline folder")
+        check_writable_dir(Path(out_dir) / "run", "out", "run directory",
+                           files=("metrics.jsonl",))
 
 
 def run_pipeline(out_dir: str | Path, cfg: PipelineConfig = PipelineConfig(),
                  say: Callable[[str], None] = print) -> PipelineSummary:
-    """Run every stage into ``out_dir``; returns the summary written to ``index.json``."""
-    check_config(cfg)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Run every stage into ``out_dir``; returns the summary written to ``index.json``.
+
+    Every input is checked first (:func:`check_config`); the folder is then held by one
+    writer (a second pipeline on it is refused at once).
+    """
+    check_config(cfg, out_dir)
+    with exclusive_dir(out_dir, "out", "pipeline folder") as out:
+        return _run(out, cfg, say)
+
+
+def _run(out: Path, cfg: PipelineConfig, say: Callable[[str], None]) -> PipelineSummary:
+    """The stages of :func:`run_pipeline`, in order, into ``out`` (inputs checked, locked)."""
     run = RunDir(out / "run")
     seeds = SeedPlan(cfg.seed)
     conversion = cfg.conversion()

@@ -12,13 +12,14 @@ A stage takes a run directory (or its circuit) and typed options and returns a t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.errors import IncompleteRunWarning, NeurosheetError
 from neurosheet.core.io import write_npz
 from neurosheet.core.results import Evaluation, Refusal, SpikeCountSummary, TrainSummary
 from neurosheet.core.rundir import RunDir
@@ -75,10 +76,22 @@ def plot_learning_curves(run: RunLike) -> Path | None:
 
 
 def load_circuit(run: RunLike) -> Any:
-    """The trained circuit of a run directory."""
+    """The trained circuit of a run directory (an :class:`IncompleteRunWarning` when the run
+    did not finish training: its weights are partly trained)."""
     from neurosheet.graph.circuit import load_run_circuit
 
-    return load_run_circuit(RunDir(run).require().path)
+    run = RunDir(run).require()
+    circuit = load_run_circuit(run.path)
+    warn_if_unfinished(run)
+    return circuit
+
+
+def warn_if_unfinished(run: RunLike) -> str | None:
+    """Warn (:class:`IncompleteRunWarning`) when ``run`` is a training run that did not finish."""
+    note = RunDir(run).unfinished()
+    if note:
+        warnings.warn(note, IncompleteRunWarning, stacklevel=3)
+    return note
 
 
 # --------------------------------------------------------------------- evaluation
@@ -181,9 +194,10 @@ def raster(run: RunLike, backend: str, path: str | Path, *, task: str | None = N
            inputs: np.ndarray | None = None, trial_seed: int | None = None,
            seeds: SeedPlan = DEFAULT_SEEDS, conversion: Any = None, **options: Any) -> Path:
     """Raster plot of one trial (the 'raster' seed stream unless ``trial_seed``) with its readout."""
-    from neurosheet.reports.plots import save_figure
+    from neurosheet.reports.plots import check_figure_path, save_figure
     from neurosheet.reports.plots.spikes import spike_figure
 
+    check_figure_path(path, "plot")  # before the simulation, not after
     if task is None and inputs is None:
         task = load_circuit(run).tasks[-1]  # the last task of a suite is its hardest (int/seq)
     sim = simulate(run, backend, task=task, inputs=inputs, trials=1,
@@ -234,8 +248,10 @@ def export_nir(run: RunLike, path: str | Path, *, conversion: Any = None,
                seeds: SeedPlan = DEFAULT_SEEDS, calibration_trials: int = 64,
                inputs: np.ndarray | None = None) -> dict[str, Any]:
     """Write the run's spiking circuit as NIR, read it back to verify, and describe it."""
+    from neurosheet.core.paths import check_writable_file
     from neurosheet.spiking.nir import read_nir, write_nir
 
+    check_writable_file(path, "nir", "NIR file")  # before the conversion, not after
     sc = convert(run, conversion, seeds=seeds, calibration_trials=calibration_trials,
                  inputs=inputs)
     out = write_nir(sc, path)

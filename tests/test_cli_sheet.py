@@ -70,4 +70,4 @@ def test_console_script_exits_nonzero_without_traceback():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("neurosheet sheet: error: number of neurons must be a "
-                                   "positive integer, got 0")
+                                   "positive integer, got 0 (--n)")

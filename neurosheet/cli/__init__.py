@@ -2,18 +2,28 @@
 
 Each subcommand module defines ``add_parser(subparsers)`` and ``run(args) -> int``. Every
 user-facing problem is raised as :class:`~neurosheet.core.errors.NeurosheetError` and printed
-here as one line on stderr with exit status 2 (never a traceback).
+here as one line on stderr with exit status 2 (never a traceback); so is an operating-system
+error on the user's files (``OSError``: disk full, permission denied). Anything else is a bug:
+one line with exit status 1 that says where the full trace was written (the output folder's
+``crash-<time>.txt`` when the command has one, else a temporary file). Warnings (e.g. a run
+whose training did not finish) are one ``warning:`` line each.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
+import time
+import traceback
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
-from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.errors import IncompleteRunWarning, NeurosheetError
 
 # Subcommands in the order of the data's path, with their one-line help: `neurosheet --help`
 # lists them from this table and imports only the module of the command being run, so the
@@ -95,29 +105,68 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         log_to_stderr()
     import logging
-    import warnings
 
     from neurosheet.core.errors import NeurosheetWarning
 
+    prefix = f"neurosheet {args.command}"
+
     def one_line_warning(message, category, *_args, **_kwargs) -> None:
         if issubclass(category, NeurosheetWarning):  # ours: what the user must know, one line
-            print(f"neurosheet {args.command}: warning: {message}", file=sys.stderr)
+            _say(f"{prefix}: warning: {message}")
         else:  # a dependency's internals (e.g. torch's beta notices): kept out of the way
             logging.getLogger("neurosheet.dependencies").debug("%s: %s", category.__name__,
                                                               message)
 
-    previous, warnings.showwarning = warnings.showwarning, one_line_warning  # one line each
+    with warnings.catch_warnings():  # restores showwarning and the filters afterwards
+        warnings.simplefilter("once", IncompleteRunWarning)  # several stages, one line
+        warnings.showwarning = one_line_warning  # one line each
+        try:
+            return int(args._run(args) or 0)
+        except NeurosheetError as exc:
+            _say(f"{prefix}: error: {_with_flag(exc)}")
+            return 2
+        except KeyboardInterrupt as exc:  # training writes a checkpoint first and says so
+            detail = f": {exc}" if str(exc) else ""
+            _say(f"{prefix}: interrupted{detail}")
+            return 130
+        except OSError as exc:  # the user's files or system: a full disk, a permission
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            _say(f"{prefix}: error: {where}{exc.strerror or exc}")
+            return 2
+        except Exception as exc:  # a bug: one line, the trace in a file
+            trace = _write_trace(args, exc)
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            _say(f"{prefix}: internal error: {type(exc).__name__}: {first} (please report it; "
+                 f"full trace: {trace})")
+            return 1
+
+
+def _say(message: str) -> None:
+    """One line on stderr: newlines in a message (e.g. from a file name) are shown escaped."""
+    text = message.replace("\r", "\\r").replace("\n", "\\n")
+    print(text if len(text) <= 2000 else text[:1997] + "...", file=sys.stderr)
+
+
+def _write_trace(args: argparse.Namespace, exc: BaseException) -> str:
+    """Write the full trace of an unexpected error; returns where (output folder or temp)."""
+    text = "".join(traceback.format_exception(exc))
+    header = f"neurosheet {args.command}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = getattr(args, "out", None)
+    if out and Path(out).is_dir():
+        try:
+            path = Path(out) / f"crash-{stamp}.txt"
+            path.write_text(header + text, encoding="utf-8")
+            return str(path)
+        except OSError:
+            pass
     try:
-        return int(args._run(args) or 0)
-    except NeurosheetError as exc:
-        print(f"neurosheet {args.command}: error: {_with_flag(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as exc:  # training writes a checkpoint first and says so
-        detail = f": {exc}" if str(exc) else ""
-        print(f"neurosheet {args.command}: interrupted{detail}", file=sys.stderr)
-        return 130
-    finally:
-        warnings.showwarning = previous
+        fd, name = tempfile.mkstemp(prefix=f"neurosheet-crash-{stamp}-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(header + text)
+        return name
+    except OSError:
+        return "nowhere (no writable folder)"
 
 
 if __name__ == "__main__":  # pragma: no cover

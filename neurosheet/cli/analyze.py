@@ -41,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from neurosheet.graph.circuit import load_run_circuit
     from neurosheet.rate.analysis import analyze_circuit, functional_clusters, load_rates, task_rates
 
+    if args.plot:  # before the analysis, not after
+        from neurosheet.reports.plots import check_figure_path
+
+        check_figure_path(args.plot, "plot")
     circuit = load_run_circuit(args.run_dir)
     clusters = None
     if args.structure_only:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import zipfile
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +11,8 @@ import numpy as np
 
 from neurosheet.cli import options as O
 from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.paths import check_writable_dir
+from neurosheet.core.rundir import exclusive_dir
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -49,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
     names = O.comma_list(args.targets)
     names = tuple(list_targets()) if names == ("all",) else names
     profiles = [load_target(t) for t in names]  # every profile checked before any work
+    if args.out:
+        check_writable_dir(args.out, "out", "report folder")
     source = load_source(args.dir)
+    if hasattr(source, "graph"):
+        stages.warn_if_unfinished(args.dir)
     graph = getattr(source, "graph", source)
     seeds = O.seeds_from_args(args)
     spikes = None
@@ -72,9 +78,10 @@ def run(args: argparse.Namespace) -> int:
     reports = stages.budget(source, profiles, spikes=spikes,
                             accuracy_trials=args.trials if args.evaluate else None,
                             metric=args.accuracy_metric, seeds=seeds, label=str(args.dir))
-    if len(reports) > 1:
-        return _emit_all(reports, args)
-    return _emit_one(reports[0], args)
+    with exclusive_dir(args.out, "out", "report folder") if args.out else nullcontext():
+        if len(reports) > 1:
+            return _emit_all(reports, args)
+        return _emit_one(reports[0], args)
 
 
 def _spike_file(arg: str | None, run_dir: str) -> Path | None:
@@ -94,6 +101,8 @@ def _read_counts(path: Path) -> np.ndarray:
     try:
         data = np.load(path, allow_pickle=False)
         if isinstance(data, np.ndarray):
+            if not np.issubdtype(data.dtype, np.number):
+                raise NeurosheetError(f"{path}: spike counts must be numbers, got {data.dtype}")
             return data
         with data:
             keys = list(data.files)
@@ -104,8 +113,12 @@ def _read_counts(path: Path) -> np.ndarray:
                 raise NeurosheetError(
                     f"{path}: no 'spike_counts' array (found {', '.join(keys[:5])}...)")
             return data[key]
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise NeurosheetError(f"{path}: cannot read spike counts ({exc})") from None
+    except NeurosheetError:
+        raise
+    except Exception as exc:  # numpy/zipfile raise many types for bad files
+        detail = "pickled object, not an array" if "pickle" in str(exc) else \
+            (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise NeurosheetError(f"{path}: cannot read spike counts ({detail})") from None
 
 
 def _emit_one(report: dict, args: argparse.Namespace) -> int:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from neurosheet.core.io import _json_default
+from neurosheet.core.io import dumps_json
 
 
 def _number(text: str, cast: type, ok: object, requirement: str) -> float:
@@ -37,9 +36,8 @@ def non_negative(text: str) -> float:
 
 
 def print_json(obj: Any) -> None:
-    """One JSON object on stdout."""
-    json.dump(obj, sys.stdout, default=_json_default)
-    sys.stdout.write("\n")
+    """One JSON object on stdout (a NaN or infinity is refused: it is not valid JSON)."""
+    sys.stdout.write(dumps_json(obj, what="JSON output") + "\n")
 
 
 def seed_int(text: str) -> int:

@@ -74,7 +74,8 @@ PARAMETER_FLAGS: dict[str, str] = {
     "radius": "--radius", "substeps": "--substeps", "rho_max": "--rho-max",
     "percentile": "--percentile", "steps": "--steps", "preset": "--preset", "suite": "--suite",
     "targets": "--targets", "backend": "--backend", "inputs": "--inputs", "out": "--out",
-    "gate": "--gate", "target": "--brian2-target",
+    "gate": "--gate", "target": "--brian2-target", "plot": "--plot", "save": "--save",
+    "nir": "--nir",
 }
 
 

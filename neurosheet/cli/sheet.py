@@ -6,8 +6,9 @@ import argparse
 
 from neurosheet.cli import options as O
 from neurosheet.cli.common import non_negative, positive_int, print_json
+from neurosheet.core.paths import check_writable_file
 from neurosheet.graph.sheet import LAYOUTS, make_sheet
-from neurosheet.graph.wiring import RULES, build_graph
+from neurosheet.graph.wiring import RULES, build_graph, check_graph_fits
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -38,11 +39,20 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    sheet = make_sheet(args.n, args.layout, periodic=args.periodic, seed=args.seed)
     density = args.density
     if args.rule in ("radius", "gaussian", "exponential") and density is None and \
             args.radius is None and args.scale is None:
         density = 0.05
+    if args.save:  # output paths before any work
+        check_writable_file(args.save, "save", "graph file")
+    if args.plot:
+        from neurosheet.reports.plots import check_figure_path
+
+        check_figure_path(args.plot, "plot")
+    # a size that cannot fit is refused at once, with the estimate, before placing neurons
+    check_graph_fits(args.n, args.rule, density=density, radius=args.radius, scale=args.scale,
+                     p0=args.p0, self_connections=not args.no_self)
+    sheet = make_sheet(args.n, args.layout, periodic=args.periodic, seed=args.seed)
     graph = build_graph(sheet, args.rule, density=density, radius=args.radius, scale=args.scale,
                         p0=args.p0, self_connections=not args.no_self,
                         fixed_fan_in=args.fixed_fan_in, seed=args.seed)

@@ -33,6 +33,10 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from neurosheet import stages
 
+    if args.plot:  # before the simulation, not after
+        from neurosheet.reports.plots import check_figure_path
+
+        check_figure_path(args.plot, "plot")
     inputs = None
     if args.inputs:
         from neurosheet.graph.circuit import load_run_circuit

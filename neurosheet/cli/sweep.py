@@ -51,15 +51,17 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from neurosheet.core.rundir import exclusive_dir
     from neurosheet.experiments.sweep import aggregate, format_table, plan_jobs, run_sweep, write_results
 
     presets = [p for p in args.presets.split(",") if p.strip()]
     jobs = plan_jobs(presets, args.densities, args.seeds, args.suite, args.out, args.steps,
-                     args.n, args.threads)
-    with tqdm(total=len(jobs), desc="sweep", unit="run", disable=args.json) as bar:
-        rows = run_sweep(jobs, args.executor, args.workers, args.ray_address,
-                         on_done=lambda _row: bar.update(1))
-    paths = write_results(args.out, rows, args.criterion)
+                     args.n, args.threads)  # every input checked before the progress bar
+    with exclusive_dir(args.out, "out", "sweep folder"):
+        with tqdm(total=len(jobs), desc="sweep", unit="run", disable=args.json) as bar:
+            rows = run_sweep(jobs, args.executor, args.workers, args.ray_address,
+                             on_done=lambda _row: bar.update(1))
+        paths = write_results(args.out, rows, args.criterion)
     errors = [r for r in rows if "error" in r]
     if args.json:
         print_json({"table": aggregate(rows, args.criterion), "errors": errors,

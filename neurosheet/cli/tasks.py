@@ -81,6 +81,10 @@ def _show(args: argparse.Namespace) -> int:
     from neurosheet.tasks import TrialSampler, resolve_task
     from neurosheet.tasks.trials import PERIOD_LABELS, PERIODS
 
+    if args.plot:  # before any work
+        from neurosheet.reports.plots import check_figure_path
+
+        check_figure_path(args.plot, "plot")
     name = resolve_task(args.name)
     row = _task_row(name)
     mode = "reference" if args.reference else "fixed"

@@ -22,3 +22,10 @@ class NeurosheetWarning(UserWarning):
     The CLI prints it as one line (``neurosheet CMD: warning: ...``); scripts see a normal
     Python warning they can filter or turn into an error.
     """
+
+
+class IncompleteRunWarning(NeurosheetWarning):
+    """A later stage read a run directory whose training did not finish (``summary.json``).
+
+    The CLI prints it as one ``warning:`` line on stderr (once per run); the stage still runs.
+    """

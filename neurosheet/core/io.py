@@ -1,15 +1,25 @@
 """Atomic file writes: a crash or Ctrl-C never leaves a half-written checkpoint or report.
 
 Every writer goes to a temporary file in the destination folder, flushes and fsyncs it,
-then ``os.replace``-s it over the target, which is atomic on POSIX and Windows.
+then ``os.replace``-s it over the target, which is atomic on POSIX and Windows. The temporary
+file is named ``.<name>.<pid>.<random>.tmp`` so that one left by a killed process can be told
+from one being written now (:func:`clean_stale_temps`), and the file takes the permissions a
+plain ``open`` would give it (``0666`` less the umask), so runs can be shared.
+
+JSON reports never hold ``NaN`` or ``Infinity`` (not valid JSON): :func:`write_json` refuses a
+non-finite number with one line naming the file and the key, instead of writing it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
 import tempfile
+import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +35,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         raise ValueError("atomic_open writes only ('w' or 'wb')")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would not
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
             fh.flush()
@@ -36,6 +48,58 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it; serialized between threads)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+#: ``.<name>.<pid>.<8 random>.tmp`` (this version) or ``.<name>.<8 random>.tmp`` (older ones)
+_TEMP = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp$")
+LEGACY_TEMP_AGE_S = 3600.0  # a temp without a pid is stale once this old
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary files of atomic writes under ``folder`` whose writer is gone.
+
+    A killed process leaves its ``.<name>.<pid>.<random>.tmp`` behind; it is removed when
+    that pid no longer runs (temps of live writers are kept). Returns the removed files.
+    """
+    removed: list[Path] = []
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    for path in root.rglob(".*.tmp"):
+        m = _TEMP.match(path.name)
+        if m is None or not path.is_file():
+            continue
+        pid = m.group("pid")
+        try:
+            stale = (not _alive(int(pid))) if pid else \
+                time.time() - path.stat().st_mtime > LEGACY_TEMP_AGE_S
+            if stale and int(pid or 0) != os.getpid():
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -53,8 +117,37 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> Path:
-    """Write ``obj`` as JSON atomically (numpy scalars and arrays are converted)."""
-    return write_text(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
+    """Write ``obj`` as JSON atomically (numpy scalars and arrays are converted).
+
+    A ``NaN`` or infinite number is refused (one :class:`NeurosheetError` line naming the file
+    and the key) rather than written as the invalid-JSON ``NaN``/``Infinity``.
+    """
+    return write_text(path, dumps_json(obj, indent=indent, what=str(path)) + "\n")
+
+
+def dumps_json(obj: Any, indent: int | None = None, what: str = "JSON output") -> str:
+    """``json.dumps`` that converts numpy values and refuses non-finite numbers (one line)."""
+    try:
+        return json.dumps(obj, indent=indent, default=_json_default, allow_nan=False)
+    except ValueError:
+        from neurosheet.core.errors import NeurosheetError
+
+        where = non_finite_key(json.loads(json.dumps(obj, default=_json_default)))
+        raise NeurosheetError(f"{what}: refusing to write the non-finite number at "
+                              f"'{where}' as JSON") from None
+
+
+def non_finite_key(obj: Any, prefix: str = "") -> str | None:
+    """Dotted key of the first NaN/infinite float inside ``obj`` (None when all are finite)."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (prefix or "<root>")
+    items = obj.items() if isinstance(obj, dict) else \
+        enumerate(obj) if isinstance(obj, list | tuple) else ()
+    for key, value in items:
+        found = non_finite_key(value, f"{prefix}.{key}" if prefix else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> Path:

@@ -55,14 +55,29 @@ def resolve_preset(kind: PresetKind, name_or_path: str | Path) -> Path:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file, turning syntax errors into one line naming the file."""
+    """Parse a TOML file, turning syntax and encoding errors into one line naming the file.
+
+    TOML is UTF-8 by definition: a Latin-1, UTF-16 or binary file is refused with the byte
+    offset of the first undecodable byte, not a ``UnicodeDecodeError`` traceback.
+    """
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read()
+    except OSError as exc:
+        raise NeurosheetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        kind = "a binary file" if b"\0" in raw[:4096] else "not UTF-8 text"
+        raise NeurosheetError(f"{path}: {kind} (undecodable byte 0x{raw[exc.start]:02x} at "
+                              f"offset {exc.start}); TOML files must be UTF-8") from None
+    if "\0" in text:
+        raise NeurosheetError(f"{path}: a binary file (NUL byte at offset "
+                              f"{text.index(chr(0))}), not TOML")
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise NeurosheetError(f"{path}: not valid TOML ({exc})") from None
-    except OSError as exc:
-        raise NeurosheetError(f"{path}: cannot read ({exc.strerror})") from None
 
 
 def validate(model: type[M], data: dict[str, Any], source: str) -> M:

@@ -17,12 +17,22 @@ trimmed back to the last checkpoint on resume)::
     spiking/brian2/           (older runs) Brian2 build cache; now in the user cache
     spike_counts.npz   spikes per neuron per trial (the synaptic-op budget's activity)
     pruned/            BIMT runs: the pruned circuit, a run directory of its own
+    .lock              empty; a writer (train, pipeline) holds an flock on it (one writer)
+
+``summary.json`` says whether training finished (``complete``); a run directory without it,
+or with ``complete: false``, holds partly trained weights and later stages say so
+(:meth:`RunDir.unfinished`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +118,10 @@ class RunDir:
     def pruned(self) -> RunDir:
         return RunDir(self.path / "pruned")
 
+    @property
+    def lock(self) -> Path:
+        return self.path / LOCK_NAME
+
     # ---------------------------------------------------------------- readers
     def require(self) -> RunDir:
         """This run directory, or one clear error when it does not exist."""
@@ -128,6 +142,84 @@ class RunDir:
 
     def read_metrics(self) -> list[dict[str, Any]]:
         return read_metrics(self.path)
+
+    def unfinished(self) -> str | None:
+        """Why this training run is not finished (None when it is, or is no training run).
+
+        A run killed before its end keeps ``circuit.npz`` (partly or un-trained weights);
+        ``summary.json`` with ``complete: true`` is written only when training reached its
+        step count.
+        """
+        if not self.config_json.is_file():
+            return None  # not a training run (a bare circuit, a pruned sub-run)
+        try:
+            summary = json.loads(self.summary.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return f"{self.path} is not a finished training run (no readable summary.json)"
+        if not isinstance(summary, dict):
+            return f"{self.path}: summary.json is not a JSON object"
+        if summary.get("complete") is not True:
+            return (f"{self.path} is not a finished training run (training to step "
+                    f"{summary.get('target_steps', '?')} did not finish): its weights are "
+                    "partly trained")
+        return None
+
+    def writer(self, param: str = "out") -> contextlib.AbstractContextManager[Path]:
+        """Hold this run directory's one-writer lock (see :func:`exclusive_dir`)."""
+        return exclusive_dir(self.path, param, "run directory")
+
+
+LOCK_NAME = ".lock"
+_HELD: dict[str, list[Any]] = {}  # realpath -> [open lock file, depth]: re-entrant per process
+_HELD_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def exclusive_dir(path: str | Path, param: str = "out", what: str = "output folder"
+                  ) -> Iterator[Path]:
+    """Create ``path`` and hold its one-writer lock; clean temps left by killed writers.
+
+    The lock is an ``flock`` on ``path/.lock``: a second process is refused at once with one
+    line; the OS releases the lock of a process that dies, so a killed run never blocks the
+    next one. Re-entrant within a process (the pipeline's lock covers its training stage).
+    The folder is checked for writability first; nothing in it is modified.
+    """
+    from neurosheet.core.io import clean_stale_temps
+    from neurosheet.core.paths import check_writable_dir
+
+    folder = check_writable_dir(path, param, what)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(folder)
+    with _HELD_GUARD:
+        held = _HELD.get(key)
+        if held is not None:
+            held[1] += 1
+    if held is None:
+        try:
+            fh = open(folder / LOCK_NAME, "a")  # held until the context ends
+        except OSError as exc:
+            raise NeurosheetError(f"cannot lock {what} {folder}: {exc.strerror or exc}",
+                                  param) from None
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise NeurosheetError(
+                f"{what} {folder} is in use by another neurosheet process (it holds "
+                f"{folder / LOCK_NAME}); wait for it to finish or use another folder",
+                param) from None
+        with _HELD_GUARD:
+            _HELD[key] = [fh, 1]
+        clean_stale_temps(folder)
+    try:
+        yield folder
+    finally:
+        with _HELD_GUARD:
+            entry = _HELD[key]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _HELD[key]
+                entry[0].close()  # releases the flock
 
 
 def read_json(path: Path) -> dict[str, Any]:

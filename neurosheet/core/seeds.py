@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from neurosheet.core.errors import NeurosheetError
 
 MAX_SEED = 2**63 - 1 - 2_000_000  # room for the offsets below within numpy's seed range
+MAX_STREAM_SEED = 2**63 - 1  # the seed of one stream (a user seed plus its offset)
 
 #: stream name -> offset from the user seed (documented in docs/architecture.md)
 STREAMS: dict[str, int] = {
@@ -27,12 +28,22 @@ STREAMS: dict[str, int] = {
 }
 
 
-def check_seed(seed: int, what: str = "seed") -> int:
-    """A seed usable by every stream: an integer in [0, MAX_SEED]."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise NeurosheetError(f"{what} must be an integer, got {seed!r}")
-    if not 0 <= seed <= MAX_SEED:
-        raise NeurosheetError(f"{what} must be in [0, {MAX_SEED}], got {seed}")
+def check_seed(seed: int, what: str = "seed", param: str = "seed",
+               maximum: int = MAX_SEED) -> int:
+    """A seed usable by every stream: an integer in [0, MAX_SEED] (numpy integers accepted).
+
+    Negative seeds and seeds >= 2**63 are refused here, at the library's entry, with one line
+    naming the parameter, rather than deep inside numpy as a ``ValueError``. ``maximum``:
+    :data:`MAX_SEED` for a user's seed (its streams add offsets), :data:`MAX_STREAM_SEED` for
+    the seed of one stream.
+    """
+    import numbers
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise NeurosheetError(f"{what} must be an integer, got {seed!r}", param)
+    seed = int(seed)
+    if not 0 <= seed <= maximum:
+        raise NeurosheetError(f"{what} must be in [0, {maximum}], got {seed}", param)
     return seed
 
 

@@ -44,20 +44,35 @@ class SweepJob:
 def plan_jobs(presets: Iterable[str], densities: Iterable[float | None], seeds: Iterable[int],
               suite: str, out_dir: str | Path, steps: int | None = None, n: int | None = None,
               threads: int = 1) -> list[SweepJob]:
-    """The grid of jobs; presets whose rule has no density (full, autapse) run once per seed."""
-    from neurosheet.rate.config import load_model_preset
+    """The grid of jobs; presets whose rule has no density (full, autapse) run once per seed.
 
-    out_dir = Path(out_dir)
+    Every input is checked here, before any run starts: presets, suite, seeds, that each
+    point's model fits in memory, and that ``out_dir`` can be written.
+    """
+    from neurosheet.core.paths import check_writable_dir
+    from neurosheet.core.seeds import check_seed
+    from neurosheet.rate.config import load_model_preset, with_overrides
+    from neurosheet.rate.training import check_training_fits
+    from neurosheet.tasks import load_suite
+
+    out_dir = check_writable_dir(out_dir, "out", "sweep folder")
     densities = list(densities) or [None]
     for d in densities:
         if d is not None and not 0.0 < d <= 1.0:
             raise NeurosheetError(f"sweep density must be in (0, 1], got {d}")
+    seeds = [check_seed(s) for s in seeds]
+    load_suite(suite)
     jobs = []
     for preset in presets:
         cfg, _ = load_model_preset(preset)
         stem = Path(preset).stem
         own = [None] if cfg.sheet.rule in NO_DENSITY_RULES else densities
         for d in own:
+            sheet: dict[str, Any] = {} if d is None else {"density": d, "radius": None}
+            if n is not None:
+                sheet["n"] = n
+            check_training_fits(with_overrides(cfg, {"sheet": sheet}, f"preset {preset}")
+                                if sheet else cfg)
             for seed in seeds:
                 tag = f"{stem}-s{seed}" if d is None else f"{stem}-d{d:g}-s{seed}"
                 jobs.append(SweepJob(preset, d, int(seed), suite, str(out_dir / tag), steps, n,

@@ -17,9 +17,12 @@ from scipy.spatial import cKDTree
 
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.geometry import displacement, norm
+from neurosheet.core.memory import check_fits
+from neurosheet.core.seeds import MAX_STREAM_SEED, check_seed
 
 Layout = Literal["grid", "jittered", "random"]
 LAYOUTS: tuple[str, ...] = ("grid", "jittered", "random")
+SHEET_BYTES_PER_NEURON = 48  # peak of placing: positions, index arrays (measured ~40)
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,12 +153,15 @@ def make_sheet(
         seed: seed of the random layouts (ignored by ``grid``).
     """
     if not isinstance(n, int | np.integer) or n <= 0:
-        raise NeurosheetError(f"number of neurons must be a positive integer, got {n}")
+        raise NeurosheetError(f"number of neurons must be a positive integer, got {n}", "n")
     if layout not in LAYOUTS:
         raise NeurosheetError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     if not spacing > 0:
         raise NeurosheetError(f"grid spacing must be positive, got {spacing}")
+    if seed is not None:
+        check_seed(seed, maximum=MAX_STREAM_SEED)
     n = int(n)
+    check_fits(SHEET_BYTES_PER_NEURON * n, f"a sheet of {n:,} neurons", "n")
     rows, cols = grid_shape(n)
     width, height = cols * spacing, rows * spacing
     if layout == "random":

@@ -30,12 +30,70 @@ import scipy.sparse as sp
 from scipy.optimize import brentq
 
 from neurosheet.core.errors import NeurosheetError, NeurosheetWarning
-from neurosheet.graph.sheet import Sheet
+from neurosheet.core.seeds import MAX_STREAM_SEED, check_seed
+from neurosheet.graph.sheet import SHEET_BYTES_PER_NEURON, Sheet
 from neurosheet.graph.sheetgraph import SheetGraph, csr_from_edges
 
 RULES: tuple[str, ...] = ("radius", "gaussian", "exponential", "random", "full", "autapse")
 # Distance-dependent kernels are truncated where p falls below ~1e-4 of p0.
 _CUTOFF = {"gaussian": math.sqrt(2 * math.log(1e4)), "exponential": math.log(1e4)}
+
+
+#: peak bytes per synapse of wiring (pair lists, CSR build), measured 35-41 for radius/random
+WIRING_BYTES_PER_EDGE = 48
+#: kernels draw every pair within the cut-off: peak bytes per candidate pair (measured ~64)
+KERNEL_BYTES_PER_CANDIDATE = 64
+
+
+@dataclass(frozen=True)
+class GraphEstimate:
+    """Expected synapses and peak working memory of wiring a sheet (before building it)."""
+
+    n: int
+    synapses: float
+    bytes: float
+
+
+def estimate_graph(n: int, rule: str, *, density: float | None = None,
+                   radius: float | None = None, scale: float | None = None, p0: float = 1.0,
+                   self_connections: bool = True, cell_area: float = 1.0) -> GraphEstimate:
+    """Synapses and peak bytes of :func:`build_graph` on ``n`` neurons, from the sizes alone.
+
+    ``cell_area`` is the sheet area per neuron (1 on the default grid). The estimate is what
+    lets a size that cannot fit be refused at once instead of after minutes of work.
+    """
+    n = max(int(n), 0)
+    pairs = float(n) ** 2
+    if rule == "full":
+        edges = pairs if self_connections else pairs - n
+    elif rule == "autapse":
+        edges = float(n)
+    elif density is not None:
+        edges = density * pairs
+    elif radius is not None:  # neighbours within r on a sheet of cell_area per neuron
+        edges = n * (math.pi * radius**2 / max(cell_area, 1e-12) + 1.0)
+    elif scale is not None:  # expected neighbours of the kernel: p0 * integral of p(d) dA
+        edges = n * p0 * 2 * math.pi * scale**2 / max(cell_area, 1e-12)
+    else:
+        edges = float(n)
+    edges = min(edges, pairs)
+    need = SHEET_BYTES_PER_NEURON * n + WIRING_BYTES_PER_EDGE * edges
+    if rule in _CUTOFF:  # every pair within the cut-off is drawn before sampling
+        # pairs within c * scale per expected edge: pi (c s)^2 / (2 pi s^2 p0) = c^2 / (2 p0)
+        candidates = min(edges * _CUTOFF[rule] ** 2 / 2 / max(p0, 1e-12), pairs)
+        need += KERNEL_BYTES_PER_CANDIDATE * candidates
+    return GraphEstimate(n, edges, need)
+
+
+def check_graph_fits(n: int, rule: str, *, what: str = "the graph", param: str = "n",
+                     **kwargs: Any) -> GraphEstimate:
+    """Refuse at once (one line with the estimate) a graph that cannot fit in memory."""
+    from neurosheet.core.memory import check_fits
+
+    est = estimate_graph(n, rule, **kwargs)
+    check_fits(est.bytes, f"{what} of {est.n:,} neurons with ~{est.synapses:.3g} synapses",
+               param)
+    return est
 
 
 @dataclass(frozen=True)
@@ -81,7 +139,11 @@ def build_graph(
     if not 0.0 < p0 <= 1.0:
         raise NeurosheetError(f"p0 must be in (0, 1], got {p0}")
 
+    if seed is not None:
+        check_seed(seed, maximum=MAX_STREAM_SEED)
     n = sheet.n
+    check_graph_fits(n, rule, density=density, radius=radius, scale=scale, p0=p0,
+                     self_connections=self_connections, cell_area=sheet.area / n)
     meta: dict[str, Any] = {"rule": rule, "allow_self": self_connections, "seed": seed}
     if density is not None:
         meta["target_density"] = density

@@ -57,7 +57,13 @@ class SpikeCounts:
     @classmethod
     def from_array(cls, counts: Any, n: int, source: str = "") -> SpikeCounts:
         """Accept ``[N]`` (per trial) or ``[trials, N]`` counts; checks shape and values."""
-        arr = np.asarray(counts, dtype=np.float64)
+        try:
+            arr = np.asarray(counts, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise NeurosheetError(f"spike counts must be numbers, got "
+                                  f"{getattr(counts, 'dtype', type(counts).__name__)}") from None
+        if arr.size == 0:
+            raise NeurosheetError(f"spike counts are empty (shape {arr.shape})")
         if arr.ndim == 1:
             trials = 1
         elif arr.ndim == 2:
@@ -349,6 +355,7 @@ def load_source(path: str | Path) -> Circuit | SheetGraph:
     if path.is_file():
         return SheetGraph.load(path)
     run = RunDir(path)
-    if path.is_dir() and not run.circuit.exists() and run.graph.exists():
+    if path.is_dir() and not run.circuit.exists() and run.graph.exists() and \
+            not run.config_json.exists():  # a training run without weights is damaged
         return SheetGraph.load(run.graph)
     return load_run_circuit(path)

@@ -31,12 +31,14 @@ from neurosheet.core.presets import (
 Status = Literal["verified", "secondary", "unverified", "derived", "unknown"]
 UNCERTAIN: frozenset[str] = frozenset({"unverified", "unknown"})
 T = TypeVar("T", int, float)
+MAX_WEIGHT_BITS = 32  # beyond float32's integer range a "quantized" weight means nothing
+MAX_FIGURE = 2**53  # figures stay exact in float64 and within int64 arithmetic
 
 
 class Figure(BaseModel, Generic[T]):
     """One published number with its source key and how sure we are of it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     value: T | None = None
     source: str = Field(min_length=1)
@@ -49,6 +51,8 @@ class Figure(BaseModel, Generic[T]):
             raise ValueError("a figure needs a 'value' unless its status is 'unknown'")
         if self.value is not None and self.value < 0:
             raise ValueError(f"must be >= 0, got {self.value}")
+        if self.value is not None and self.value > MAX_FIGURE:
+            raise ValueError(f"must be at most {MAX_FIGURE:.0f} (2**53), got {self.value}")
         return self
 
     @property
@@ -70,7 +74,7 @@ class SynapseMemory(BaseModel):
     ``index_bits = max(min_index_bits, ceil(log2(neurons in the core)))`` (sparse indexing).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     bits_per_core: Figure[int]
     bits_per_synapse: Figure[int] | None = None
@@ -103,7 +107,7 @@ class SynapseMemory(BaseModel):
 class Target(BaseModel):
     """A hardware target profile: the limits a sparse recurrent circuit is checked against."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = ""
     title: str = Field(min_length=1)
@@ -139,6 +143,9 @@ class Target(BaseModel):
             fig = getattr(self, path)
             if fig.value is None or fig.value < 1:
                 raise ValueError(f"{path}.value must be a positive integer")
+        bits = self.weight_bits.value
+        if bits is not None and not 1 <= bits <= MAX_WEIGHT_BITS:
+            raise ValueError(f"weight_bits.value must be in [1, {MAX_WEIGHT_BITS}], got {bits}")
         return self
 
     def figures(self) -> dict[str, Figure]:
@@ -185,8 +192,8 @@ def weight_qmax(bits: int, sign_extra: bool = False) -> int:
     ``sign_extra`` means the sign is stored apart from the ``bits`` magnitude bits (e.g. a
     synapse-row sign); otherwise the sign is one of the bits. One signed bit means +-1.
     """
-    if bits < 1:
-        raise NeurosheetError(f"weight bits must be >= 1, got {bits}")
+    if not 1 <= bits <= MAX_WEIGHT_BITS:
+        raise NeurosheetError(f"weight bits must be in [1, {MAX_WEIGHT_BITS}], got {bits}")
     if sign_extra:
         return 2**bits - 1
     return max(2 ** (bits - 1) - 1, 1)

@@ -18,7 +18,7 @@ from neurosheet.rate.bimt.config import BimtConfig
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SheetConfig(_Strict):

@@ -27,11 +27,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from neurosheet.core import rundir
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.io import write_json, write_text, write_with
-from neurosheet.core.seeds import SeedPlan
+from neurosheet.core.paths import check_writable_dir
+from neurosheet.core.presets import format_validation_error
+from neurosheet.core.seeds import SeedPlan, check_seed
 from neurosheet.graph.circuit import RateParams, save_run_circuit
 from neurosheet.graph.projections import attach_projections
 from neurosheet.graph.sheet import make_sheet
@@ -167,7 +170,128 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise NeurosheetError(f"{path}: corrupt checkpoint ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise NeurosheetError(f"{path}: not a neurosheet checkpoint")
+    for key, kind in _PAYLOAD.items():
+        if key not in payload:
+            raise NeurosheetError(f"{path}: damaged checkpoint (no '{key}' entry)")
+        value = payload[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or \
+                (isinstance(value, int) and value < 0):
+            raise NeurosheetError(f"{path}: damaged checkpoint ('{key}' is "
+                                  f"{type(value).__name__})")
+    if payload.get("bimt") is not None and not isinstance(payload["bimt"], dict):
+        raise NeurosheetError(f"{path}: damaged checkpoint ('bimt' is "
+                              f"{type(payload['bimt']).__name__})")
     return payload
+
+
+#: entries of a checkpoint and their types (ints must be >= 0)
+_PAYLOAD: dict[str, type | tuple[type, ...]] = {
+    "step": int, "graph_fingerprint": str, "model": dict, "optimizer": dict, "sampler": dict,
+    "noise": torch.Tensor, "metrics_bytes": int,
+}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _check_tensors(path: Path, what: str, saved: dict[str, Any],
+                   expected: dict[str, torch.Tensor]) -> None:
+    """The checkpoint's tensors have the names and shapes of the model built from the config."""
+    missing = sorted(set(expected) - set(saved))
+    extra = sorted(set(saved) - set(expected))
+    if missing or extra:
+        raise NeurosheetError(f"{path}: damaged checkpoint ({what} tensors missing "
+                              f"{missing[:3]}, unexpected {extra[:3]})")
+    for name, ref in expected.items():
+        got = saved[name]
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(ref.shape):
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise NeurosheetError(f"{path}: damaged checkpoint ({what} tensor '{name}' is "
+                                  f"{shape}, the run's graph needs {tuple(ref.shape)})")
+
+
+def _check_optimizer(path: Path, saved: dict[str, Any], params: list[torch.Tensor]) -> None:
+    """Adam's saved moments match the model's parameters one to one, shape for shape."""
+    groups, state = saved.get("param_groups"), saved.get("state")
+    if not isinstance(groups, list) or len(groups) != 1 or not isinstance(state, dict) or \
+            len(groups[0].get("params", ())) != len(params):
+        raise NeurosheetError(f"{path}: damaged checkpoint (optimizer state does not match "
+                              "the model's parameters)")
+    for i, ids in enumerate(groups[0]["params"]):
+        entry = state.get(ids, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            t = entry.get(key) if isinstance(entry, dict) else None
+            if t is not None and (not isinstance(t, torch.Tensor) or t.shape != params[i].shape):
+                raise NeurosheetError(f"{path}: damaged checkpoint (optimizer '{key}' of "
+                                      f"parameter {i} does not match its shape)")
+
+
+def check_saved_config(old: dict[str, Any], path: Path) -> None:
+    """A run directory's ``config.json`` has the tables of a resolved preset, well typed."""
+    for key in ("sheet", "dynamics", "training"):
+        if not isinstance(old.get(key), dict):
+            raise NeurosheetError(f"{path}: damaged config (table '{key}' is "
+                                  f"{type(old.get(key)).__name__}, expected an object)")
+    data = {k: old[k] for k in ("description", "sheet", "dynamics", "training", "bimt")
+            if k in old and old[k] is not None}
+    try:
+        ModelPreset.model_validate(data)
+    except ValidationError as exc:
+        raise NeurosheetError(f"{path}: damaged config ({format_validation_error(exc)})") from None
+    if not isinstance(old.get("tasks"), list) or not isinstance(old.get("suite"), str):
+        raise NeurosheetError(f"{path}: damaged config (no 'suite' name or 'tasks' list)")
+
+
+def check_saved_metrics(path: Path, size: int, metric: str) -> None:
+    """The records a checkpoint vouches for (its first ``size`` bytes) are whole and readable."""
+    if size == 0:
+        return
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(size)
+    except OSError as exc:
+        raise NeurosheetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) < size:
+        raise NeurosheetError(f"{path}: damaged metrics ({len(data)} bytes, the checkpoint "
+                              f"records {size})")
+    for i, line in enumerate(data.split(b"\n")[:-1], 1):
+        try:
+            rec = json.loads(line.decode("utf-8"))
+            ok = isinstance(rec, dict) and rec.get("kind") in ("train", "eval") and \
+                isinstance(rec.get("step"), int) and (
+                    rec["kind"] != "eval" or (isinstance(rec.get("mean"), dict)
+                                              and isinstance(rec["mean"].get(metric), float | int)))
+        except (ValueError, UnicodeDecodeError):
+            ok = False
+        if not ok:
+            raise NeurosheetError(f"{path}: damaged metrics (line {i} is not a neurosheet "
+                                  "record)")
+    if not data.endswith(b"\n"):
+        raise NeurosheetError(f"{path}: damaged metrics (the checkpoint's last record is torn)")
+
+
+def check_training_fits(preset: ModelPreset) -> None:
+    """Refuse at once a model whose graph, weights and optimizer cannot fit in memory."""
+    from neurosheet.core.memory import check_fits
+    from neurosheet.graph.wiring import estimate_graph
+
+    c = preset.sheet
+    est = estimate_graph(c.n, c.rule, density=c.density, radius=c.radius,
+                         self_connections=c.self_connections)
+    # weights, gradients, Adam's two moments (float32), edge indices and the CSR transpose
+    model = MODEL_BYTES_PER_EDGE * est.synapses
+    if preset.dynamics.kernel == "dense":
+        model += 16.0 * float(c.n) ** 2
+    # activations kept for the backward pass: batch x steps x sub-steps x neurons
+    acts = 16.0 * preset.training.batch * TYPICAL_TRIAL_STEPS * preset.dynamics.substeps * c.n
+    check_fits(est.bytes + model + acts, f"training a sheet of {c.n:,} neurons with "
+               f"~{est.synapses:.3g} synapses", "n")
+
+
+MODEL_BYTES_PER_EDGE = 64
+TYPICAL_TRIAL_STEPS = 60  # Mod-Cog trials are 20-60 steps of 100 ms
 
 
 # --------------------------------------------------------------------- config
@@ -218,8 +342,9 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
         resume: continue from ``run_dir/checkpoint.pt`` when present (same settings required).
         stop_after: stop once this step is reached, as if interrupted (for tests/drivers).
     """
-    from neurosheet.tasks import N_OUT, TrialSampler, load_suite
+    from neurosheet.tasks import TrialSampler, load_suite
 
+    check_seed(seed)
     if not isinstance(preset, ModelPreset):  # a preset name or .toml path
         from neurosheet.rate.config import load_model_preset
 
@@ -234,28 +359,45 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
     sampler = TrialSampler(suite.tasks, seed=seed, weights=suite.weights)
     tasks = sampler.tasks  # canonical names (aliases resolved): the circuit's rule inputs
     config = resolved_config(preset, preset_name, suite_name, tasks, seed)
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
+    check_training_fits(preset)
+    # Every input is checked before the run directory is touched; under its lock the saved
+    # run is checked whole (checkpoint, config.json, metrics.jsonl) before anything is written.
+    check_writable_dir(run_dir, "out", "run directory", files=("metrics.jsonl",))
+    with rundir.RunDir(run_dir).writer("out"):
+        ckpt_path = rundir.RunDir(run_dir).checkpoint
+        payload = None
+        if resume and ckpt_path.exists():
+            payload = load_checkpoint(ckpt_path)
+            old = rundir.read_config(run_dir)
+            check_saved_config(old, rundir.RunDir(run_dir).config_json)
+            diff = _same_run(old, config)
+            if diff:
+                raise NeurosheetError(
+                    f"{run_dir} holds a run with different {', '.join(diff)}; "
+                    "use another run directory (or delete it) to start a new run", "out"
+                )
+            check_saved_metrics(rundir.RunDir(run_dir).metrics, payload["metrics_bytes"],
+                                tc.criterion_metric)
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        return _train(run_dir, preset, tc, sampler, tasks, config, payload, seed, device,
+                      progress, stop_after)
+
+
+def _train(run_dir: Path, preset: ModelPreset, tc: Any, sampler: Any, tasks: tuple[str, ...],
+           config: dict[str, Any], payload: dict[str, Any] | None, seed: int, device: str,
+           progress: bool, stop_after: int | None) -> TrainResult:
+    """The training loop of :func:`train`, under the run directory's lock, inputs checked."""
+    from neurosheet.tasks import N_OUT
 
     ckpt_path = rundir.RunDir(run_dir).checkpoint
-    payload = None
-    if resume and ckpt_path.exists():
-        payload = load_checkpoint(ckpt_path)
-        old = rundir.read_config(run_dir)
-        diff = _same_run(old, config)
-        if diff:
-            raise NeurosheetError(
-                f"{run_dir} holds a run with different {', '.join(diff)}; "
-                "use another run directory (or delete it) to start a new run", "out"
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-
     graph = make_graph(preset.sheet, sampler.n_inputs, N_OUT, seed)
     model = make_model(preset, graph, seed)
     noise = torch.Generator(device=device).manual_seed(seed)
     if payload is not None:
         if payload["graph_fingerprint"] != graph.fingerprint():
             raise NeurosheetError(f"{ckpt_path}: checkpoint belongs to another graph")
+        _check_tensors(ckpt_path, "model", payload["model"], model.state_dict())
         model.load_state_dict(payload["model"])
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
@@ -263,11 +405,18 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
     st = _State(model, optimizer, sampler, noise, 0, 0, seed=seed,
                 substep_choices=tuple(preset.dynamics.train_substeps or ()), bimt=bimt)
     if payload is not None:
-        if bimt is not None and payload.get("bimt") is not None:
-            bimt.load_state_dict(payload["bimt"])
-        optimizer.load_state_dict(payload["optimizer"])
-        st.sampler = _restore_sampler(sampler, payload["sampler"])
-        noise.set_state(payload["noise"].to(noise.get_state().device))
+        try:  # a damaged state is refused here, before any file is written
+            if bimt is not None and payload.get("bimt") is not None:
+                bimt.load_state_dict(payload["bimt"])
+            _check_optimizer(ckpt_path, payload["optimizer"], list(model.parameters()))
+            optimizer.load_state_dict(payload["optimizer"])
+            st.sampler = _restore_sampler(sampler, payload["sampler"])
+            noise.set_state(payload["noise"].to(noise.get_state().device))
+        except NeurosheetError:
+            raise
+        except Exception as exc:  # torch/pickle raise many types for bad state
+            raise NeurosheetError(f"{ckpt_path}: damaged checkpoint ({type(exc).__name__}: "
+                                  f"{_first_line(exc)})") from None
         st.step, st.metrics_bytes = int(payload["step"]), int(payload["metrics_bytes"])
         _trim_metrics(rundir.RunDir(run_dir).metrics, st.metrics_bytes)
     else:
@@ -276,6 +425,9 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
         write_text(rundir.RunDir(run_dir).metrics, "")
     if st.step < tc.steps and payload is not None:
         _write_config(run_dir, config)  # records the (possibly larger) step count
+    if st.step < tc.steps:  # until _finish, the directory says it is not finished
+        write_json(rundir.RunDir(run_dir).summary, {"complete": False, "steps": st.step,
+                                                    "target_steps": tc.steps})
     resumed_from = st.step
 
     heldout = _heldout(tasks, tc.eval_trials, seed)
@@ -353,9 +505,12 @@ def _train_step(st: _State, tc: Any, device: str) -> float:
         loss = loss + st.bimt.penalty(st.step)
     value = float(loss.detach())
     if not math.isfinite(value):
+        last = _last_ckpt_step(st, tc)
+        kept = (f"the last checkpoint (step {last}) is kept" if last > 0 else
+                "no checkpoint was written yet (the run directory holds untrained weights)")
         raise NeurosheetError(
-            f"loss became {value} at step {st.step + 1}; the last checkpoint (step "
-            f"{_last_ckpt_step(st, tc)}) is kept: lower training.lr or set training.grad_clip"
+            f"loss became {value} at step {st.step + 1}; {kept}: lower training.lr or set "
+            "training.grad_clip"
         )
     st.optimizer.zero_grad(set_to_none=True)
     loss.backward()

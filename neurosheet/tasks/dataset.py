@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from neurosheet.core.errors import NeurosheetError
-from neurosheet.core.seeds import check_seed
+from neurosheet.core.seeds import MAX_STREAM_SEED, check_seed
 from neurosheet.tasks.registry import N_OBS, TASK_INDEX, TASKS, resolve_task, resolve_tasks
 from neurosheet.tasks.trials import (
     MODES,
@@ -106,7 +106,7 @@ class TrialSampler:
             raise NeurosheetError(f"tasks without a rule input: {', '.join(missing)}")
         self.n_inputs = N_OBS + len(self.rule_inputs)
         self.noise = noise
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed, "trial sampler seed", maximum=MAX_STREAM_SEED)
         self.weights = _probabilities(weights, len(self.tasks))
         self._registry_ids = np.array([TASK_INDEX[t] for t in self.tasks], dtype=np.int64)
         self._rule_channel = np.array([N_OBS + self.rule_inputs.index(t) for t in self.tasks],

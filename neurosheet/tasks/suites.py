@@ -27,7 +27,7 @@ NO_132 = (
 class SuiteFile(BaseModel):
     """Schema of a suite TOML file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     description: str = ""
     tasks: list[str] = Field(min_length=1)
     weights: list[float] | None = None

@@ -24,7 +24,7 @@ class BimtConfig(BaseModel):
     Defaults follow the MNIST BIMT notebook; ``swap_every = 0`` turns swaps off.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     lam: float = Field(0.01, ge=0, description="base lambda (0 = no regularization)")
     schedule: Literal["constant", "bump", "ramp"] = "bump"
