@@ -242,11 +242,6 @@ def _probabilities(weights: Sequence[float] | None, n: int) -> np.ndarray | None
     return w / w.sum()
 
 
-def _check_seed(seed: int) -> int:
-    """The one seed rule of the package (numpy integers accepted too)."""
-    return check_seed(int(seed) if isinstance(seed, np.integer) else seed, "seed")
-
-
 def _check_batch(batch_size: int) -> None:
     if int(batch_size) != batch_size or batch_size <= 0:
         raise NeurosheetError(f"batch size must be a positive integer, got {batch_size}")
