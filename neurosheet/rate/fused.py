@@ -121,7 +121,7 @@ class Workspace:
     when the pool holds the only reference.
     """
 
-    def __init__(self, limit: int = 8) -> None:
+    def __init__(self, limit: int = 16) -> None:
         self._arrays: list[np.ndarray] = []
         self._limit = limit
 

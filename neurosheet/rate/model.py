@@ -74,6 +74,19 @@ class RateOutput:
     rates: torch.Tensor
 
 
+@dataclass
+class Prepared:
+    """The recurrent loop's inputs: drive ``[T, N, B]`` (input projection plus bias), scaled
+    noise ``[T * substeps, N, B]`` or None, initial state ``[N, B]``, and its step counts."""
+
+    drive: torch.Tensor
+    noise: torch.Tensor | None
+    x0: torch.Tensor
+    substeps: int
+    alpha: float
+    steps: int
+
+
 class SparseLinear(nn.Module):
     """``y = W x`` with W given by a fixed CSR structure and trainable edge values."""
 
@@ -209,6 +222,18 @@ class RateRNN(nn.Module):
         numbers on both engines). ``substeps`` integrates this call with another number of
         Euler sub-steps.
         """
+        p = self.prepare(inputs, x0, generator, substeps)
+        if self.uses_fused(inputs):
+            rates = fused_rates(self.rec.blocks, self.rec.values, p.drive, p.noise, p.x0,
+                                (p.substeps,), (p.steps,), (p.alpha,), self.params.activation)
+        else:
+            rates = self._eager_rates(p.drive, p.noise, p.x0, p.substeps, p.alpha)
+        return self.readout(rates)
+
+    def prepare(self, inputs: torch.Tensor, x0: torch.Tensor | None = None,
+                generator: torch.Generator | None = None,
+                substeps: int | None = None) -> Prepared:
+        """Everything the recurrent loop reads: the drive, the noise, the initial state."""
         steps, batch, n_in = inputs.shape
         if n_in != self.n_inputs:
             raise NeurosheetError(f"the network has {self.n_inputs} inputs, the data {n_in}")
@@ -225,17 +250,17 @@ class RateRNN(nn.Module):
         w_in = self.inp.dense()
         drive = torch.baddbmm(self.b_rec[:, None].expand(steps, n, batch),
                               w_in.expand(steps, *w_in.shape), inputs.transpose(1, 2))
-        x = x0.T if x0 is not None else inputs.new_zeros(self.graph.n, batch)
+        x = x0.T if x0 is not None else inputs.new_zeros(n, batch)
         noise = None
         if self.training and self.rec_noise > 0:
             scale = math.sqrt(2.0 / a) * self.rec_noise
             noise = self._normal((steps * k, n, batch), generator, inputs, scale)
-        if self.uses_fused(inputs):
-            rates = fused_rates(self.rec.blocks, self.rec.values, drive, noise, x, (k,),
-                                (steps,), (a,), self.params.activation)
-        else:
-            rates = self._eager_rates(drive, noise, x, k, a)
-        # The readout in the [T, N, B] layout: its gradient reaches the loop contiguous.
+        return Prepared(drive, noise, x, k, a, steps)
+
+    def readout(self, rates: torch.Tensor) -> RateOutput:
+        """Logits from rates ``[T, N, B]``, computed in that layout so the gradient reaches the
+        loop contiguous; the output's rates are the ``[T, B, N]`` view."""
+        steps = rates.shape[0]
         w_out = self.out.dense()
         logits = torch.bmm(w_out.expand(steps, *w_out.shape), rates).transpose(1, 2) + self.b_out
         return RateOutput(logits, rates.transpose(1, 2))

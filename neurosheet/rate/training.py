@@ -16,6 +16,7 @@ import math
 import pickle
 import platform
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,44 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
         resume: continue from ``run_dir/checkpoint.pt`` when present (same settings required).
         stop_after: stop once this step is reached, as if interrupted (for tests/drivers).
     """
+    return run_session(train_session(run_dir, preset, suite_name, seed=seed,
+                                     preset_name=preset_name, steps=steps, device=device,
+                                     progress=progress, resume=resume, stop_after=stop_after))
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """What a training session needs computed next: one optimizer step of ``state``."""
+
+    state: _State
+    config: Any  # TrainingConfig
+    device: str
+
+
+def run_session(session: Generator[StepRequest, float, TrainResult]) -> TrainResult:
+    """Drive one :func:`train_session`, computing each step alone (:func:`_train_step`)."""
+    try:
+        request = next(session)
+        while True:
+            try:
+                loss = _train_step(request.state, request.config, request.device)
+            except BaseException as exc:  # into the session: it closes its files, re-raises
+                request = session.throw(exc)
+                continue
+            request = session.send(loss)
+    except StopIteration as stop:
+        return stop.value
+
+
+def train_session(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str, *,
+                  seed: int = 0, preset_name: str = "custom", steps: int | None = None,
+                  device: str = "cpu", progress: bool = True, resume: bool = True,
+                  stop_after: int | None = None
+                  ) -> Generator[StepRequest, float, TrainResult]:
+    """:func:`train` as a generator: yields a :class:`StepRequest` before each optimizer step
+    and takes the step's loss back, so a driver can compute the steps of several runs together
+    (:func:`neurosheet.rate.batched.train_many`); everything else (resume, metrics, evaluation,
+    checkpoints, summary) is this one loop."""
     from neurosheet.tasks import N_OUT, TrialSampler, load_suite
 
     if not isinstance(preset, ModelPreset):  # a preset name or .toml path
@@ -255,7 +294,7 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
             _append(metrics, st, {"kind": "eval", "step": 0,
                                   **_evaluate(model, heldout, tasks, device)})
         while st.step < end:
-            loss = _train_step(st, tc, device)
+            loss = yield StepRequest(st, tc, device)
             st.step += 1
             bar.update(1)
             if st.step % tc.log_every == 0 or st.step == end:
@@ -280,6 +319,19 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
 
 def _train_step(st: _State, tc: Any, device: str) -> float:
     """One optimizer step; a non-finite loss stops training before touching the weights."""
+    inputs, targets, mask, k = next_batch(st, tc, device)
+    out = st.model(inputs, generator=st.noise, substeps=k)
+    loss = batch_loss(st, tc, out, targets, mask)
+    value = checked_value(st, tc, loss)
+    st.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    apply_update(st, tc)
+    return value
+
+
+def next_batch(st: _State, tc: Any, device: str
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int | None]:
+    """The step's trials (inputs, targets, mask) and its sub-step count (None: the preset's)."""
     batch = st.sampler.sample(tc.batch)
     inputs = torch.as_tensor(batch.inputs, device=device)
     targets = torch.as_tensor(batch.targets, device=device)
@@ -289,7 +341,12 @@ def _train_step(st: _State, tc: Any, device: str) -> float:
     if st.substep_choices:  # a function of (seed, step): exact resume needs no extra state
         pick = np.random.default_rng([st.seed, st.step]).integers(len(st.substep_choices))
         k = st.substep_choices[int(pick)]
-    out = st.model(inputs, generator=st.noise, substeps=k)
+    return inputs, targets, mask, k
+
+
+def batch_loss(st: _State, tc: Any, out: Any, targets: torch.Tensor,
+               mask: torch.Tensor) -> torch.Tensor:
+    """Masked cross-entropy plus the configured penalties (rates, weights, BIMT)."""
     loss = masked_loss(out.logits, targets, mask)
     if tc.rate_l2:
         valid = (mask > 0).unsqueeze(-1)
@@ -299,20 +356,27 @@ def _train_step(st: _State, tc: Any, device: str) -> float:
         loss = loss + tc.weight_l2 * st.model.rec.values.square().mean()
     if st.bimt is not None:
         loss = loss + st.bimt.penalty(st.step)
+    return loss
+
+
+def checked_value(st: _State, tc: Any, loss: torch.Tensor) -> float:
+    """The loss as a float; a non-finite one raises before anything is updated."""
     value = float(loss.detach())
     if not math.isfinite(value):
         raise NeurosheetError(
             f"loss became {value} at step {st.step + 1}; the last checkpoint (step "
             f"{_last_ckpt_step(st, tc)}) is kept: lower training.lr or set training.grad_clip"
         )
-    st.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    return value
+
+
+def apply_update(st: _State, tc: Any) -> None:
+    """After ``backward``: clip, Adam step, BIMT's swaps."""
     if tc.grad_clip:
         torch.nn.utils.clip_grad_norm_(st.model.parameters(), tc.grad_clip)
     st.optimizer.step()
     if st.bimt is not None:
         st.bimt.after_step(st.step, st.optimizer)  # neuron swaps carry the Adam moments along
-    return value
 
 
 def _last_ckpt_step(st: _State, tc: Any) -> int:
