@@ -26,7 +26,7 @@ from neurosheet.core.errors import NeurosheetError
 from neurosheet.graph.circuit import Circuit, RateParams
 from neurosheet.graph.sheetgraph import SheetGraph
 from neurosheet.rate import fused
-from neurosheet.rate.edge_ops import EdgeOperator, EdgeStructure
+from neurosheet.rate.edge_ops import EdgeOperator, EdgeStructure, choose_implementation
 from neurosheet.rate.fused import Blocks, fused_rates
 
 ENGINES = ("auto", "fused", "eager")
@@ -153,7 +153,9 @@ class RateRNN(nn.Module):
         in_noise: Gaussian noise sigma added to the inputs (training mode only).
         kernel: recurrent product of the eager engine, ``auto`` (the cheaper by the measured
             cost model of :func:`~neurosheet.rate.edge_ops.choose_kernel`), ``csr`` or ``dense``.
-        engine: ``auto`` (``fused`` where the compiled kernel is available, else ``eager``),
+        engine: ``auto`` (the cheapest of the fused loop and the eager products by the cost
+            model, :func:`~neurosheet.rate.edge_ops.choose_implementation`; ``fused`` needs the
+            compiled kernel, and ``kernel="dense"`` keeps the eager dense product),
             ``fused`` (the whole Euler loop as one compiled call, :mod:`neurosheet.rate.fused`;
             float32 on the CPU, other tensors fall back to eager) or ``eager`` (the reference).
         noise: ``auto`` draws the noise from the compiled counter-based stream where it is
@@ -171,6 +173,10 @@ class RateRNN(nn.Module):
         if rec_noise < 0 or in_noise < 0:
             raise NeurosheetError("noise levels must be >= 0")
         self.engine = resolve_engine(engine)
+        if engine == "auto" and self.engine == "fused":  # the measured cost model decides
+            if kernel == "dense" or (kernel == "auto" and choose_implementation(
+                    graph.n, graph.synapses) != "fused"):
+                self.engine = "eager"
         if noise not in ("auto", "torch"):
             raise NeurosheetError(f"unknown noise stream {noise!r}; use auto or torch", "noise")
         self.noise_stream = noise
