@@ -2,10 +2,10 @@
 
 For each recurrent implementation (eager sparse CSR, eager dense ``W * mask``, fused compiled
 CSR) it times forward + backward of a batch over a grid of sizes N and densities, per sub-step,
-fits ``seconds = overhead + N B / per_neuron + work / rate`` by least squares (work =
+fits ``seconds = overhead + N B x elementwise + work / rate`` by least squares (work =
 multiply-adds of the three products of a sub-step: ``W r``, ``W^T g`` and the weight gradient;
-``nnz`` of them for a CSR product, ``N^2`` for a dense one; ``N B`` the elementwise work) and prints the fit next to the constants in
-:mod:`neurosheet.rate.edge_ops`, then each grid point's measured winner beside the model's
+``nnz`` of them for a CSR product, ``N^2`` for a dense one) and prints the fit next to the
+constants in :mod:`neurosheet.rate.edge_ops`, then each grid point's measured winner beside the model's
 choice. Rerun it on a new machine and copy the fitted constants if the choices disagree.
 
     python benchmarks/bench_kernels.py [--threads 1] [--repeats 5] [--quick]

@@ -156,12 +156,13 @@ def demo(args: argparse.Namespace, peak: float) -> float:
     mean_k = sum(x[3] for x in data) / len(data)
     work = {name: flops(models[name], models[name].rec.kernel == "dense"
                         and models[name].engine == "eager", round(mean_t), tc.batch,
-                        round(mean_k)) for name in fns}
+                        round(mean_k)) for name in variants}
     names = list(variants)
     ratio = report(f"\n[2] demo network: N={g.n}, density {g.density:.3%}, batch {tc.batch}, "
                    f"T={mean_t:.1f} on average, sub-steps {ks} in turn (~{mean_t * mean_k:.0f} "
-                   f"per step), {reps} repeats of {len(data)} steps, ms per step; trial sampling ({sample_ms:.1f} ms/step, the same "
-                   f"for all) not included", t, work, peak, reference=names[0], target=names[3])
+                   f"per step), {reps} repeats of {len(data)} steps, ms per step; trial "
+                   f"sampling ({sample_ms:.1f} ms/step, the same for all) not included",
+                   t, work, peak, reference=names[0], target=names[3])
     print(f"  -> fused vs today's eager step: {ratio:.2f}x (bar: >= 3x)")
     return ratio
 
