@@ -2,7 +2,8 @@
 
 For each recurrent implementation (eager sparse CSR, eager dense ``W * mask``, fused compiled
 CSR) it times forward + backward of a batch over a grid of sizes N and densities, per sub-step,
-fits ``seconds = overhead + N B x elementwise + work / rate`` by least squares (work =
+fits ``seconds = overhead + N B x elementwise + work / rate`` by non-negative least squares on
+the relative error (work =
 multiply-adds of the three products of a sub-step: ``W r``, ``W^T g`` and the weight gradient;
 ``nnz`` of them for a CSR product, ``N^2`` for a dense one) and prints the fit next to the
 constants in :mod:`neurosheet.rate.edge_ops`, then each grid point's measured winner beside the model's
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import nnls
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import header, interleaved, load, peak_gflops
@@ -78,8 +80,8 @@ def main() -> None:
                         float)
         elem = np.array([n * b for n, _, _ in rows], float)
         secs = np.array([per[name] for _, _, per in rows])
-        a = np.vstack([np.ones_like(work), elem, work]).T
-        (ov, inv_elem, inv_rate), *_ = np.linalg.lstsq(a, secs, rcond=None)
+        a = np.vstack([np.ones_like(work), elem, work]).T / secs[:, None]
+        (ov, inv_elem, inv_rate), _ = nnls(a, np.ones_like(secs))
         print(f"  {name:<12} overhead {ov * 1e6:7.1f} us   elementwise {inv_elem * 1e9:6.3f} ns per "
               f"N*B   rate {1 / inv_rate / 1e9:6.2f} G mult-add/s ({2 / inv_rate / 1e9 / peak:.0%} "
               "of the FP32 peak)")

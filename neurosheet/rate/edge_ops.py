@@ -31,11 +31,13 @@ KERNELS = ("auto", "csr", "dense")
 # Seconds per Euler sub-step (forward + backward) = overhead + N * B * elementwise ns +
 # multiply-adds / rate, where a sub-step does three products (W r, W^T g, the weight gradient) of
 # nnz (CSR) or N^2 (dense) multiply-adds per batch column. Fitted by benchmarks/bench_kernels.py
-# (1 thread, batch 64, AMD EPYC Zen 4 under load; see docs/training.md).
+# (non-negative least squares on relative error; 24 points N = 144-1024, density 2-100%; 1
+# thread, batch 64, AMD EPYC Zen 4 at load ~12; it picks the measured fastest at 23 of 24
+# points, the miss costing 1.11x). Tuple: (overhead s, elementwise ns per N*B, mult-adds/s).
 COSTS: dict[str, tuple[float, float, float]] = {
-    "csr": (60e-6, 1.0, 1.0e9),      # eager, torch sparse CSR kernels
-    "dense": (40e-6, 1.0, 20e9),     # eager, dense GEMM on W * mask
-    "fused": (1e-6, 1.0, 10e9),      # the fused compiled loop
+    "csr": (64.4e-6, 12.76, 7.83e9),   # eager, torch sparse CSR kernels
+    "dense": (0.0, 8.93, 27.2e9),      # eager, dense GEMM on W * mask
+    "fused": (21.9e-6, 4.06, 17.6e9),  # the fused compiled loop
 }
 
 
