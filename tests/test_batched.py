@@ -76,3 +76,35 @@ def test_forward_many_needs_one_batch_size():
     xs = [torch.rand(3, 4, 4), torch.rand(3, 5, 4)]
     with pytest.raises(NeurosheetError, match="batch size"):
         forward_many(models, xs, [None, None], [None, None])
+
+
+def test_an_interrupt_checkpoints_every_run_and_resumes_exactly(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from neurosheet.rate import batched
+    from neurosheet.rate.training import TrainingInterrupted, load_checkpoint
+
+    calls = []
+    real = batched.joint_step
+
+    def interrupted_after_three(*args, **kw):
+        out = real(*args, **kw)
+        calls.append(1)
+        if len(calls) == 3:  # not a multiple of checkpoint_every (2)
+            os.kill(os.getpid(), signal.SIGINT)  # caught by train_many's handler: a flag
+        return out
+
+    monkeypatch.setattr(batched, "joint_step", interrupted_after_three)
+    specs = [RunSpec(tmp_path / f"m{i}", preset(), "demo", seed=i) for i in range(2)]
+    with pytest.raises(TrainingInterrupted, match="checkpoint written"):
+        train_many(specs)
+    for s in specs:
+        assert load_checkpoint(rundir.RunDir(s.run_dir).checkpoint)["step"] == 3
+    monkeypatch.setattr(batched, "joint_step", real)
+    assert [r.steps for r in train_many(specs)] == [4, 4]
+    for s in specs:
+        alone = tmp_path / f"alone{s.seed}"
+        train(alone, s.preset, "demo", seed=s.seed, progress=False)
+        a, b = load_run_circuit(s.run_dir), load_run_circuit(alone)
+        np.testing.assert_allclose(a.w_rec, b.w_rec, rtol=1e-5, atol=1e-6)

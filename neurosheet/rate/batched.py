@@ -27,7 +27,9 @@ from neurosheet.rate.fused import Blocks, fused_rates
 from neurosheet.rate.model import RateOutput, RateRNN
 from neurosheet.rate.training import (
     StepRequest,
+    TrainingInterrupted,
     TrainResult,
+    _stop_signals,
     apply_update,
     batch_loss,
     checked_value,
@@ -145,12 +147,20 @@ def train_many(runs: Sequence[RunSpec], *, device: str = "cpu",
     :class:`NeurosheetError` that stopped it (the other runs go on). Each run directory ends as
     :func:`~neurosheet.rate.training.train` would leave it.
     """
-    sessions = [train_session(r.run_dir, r.preset, r.suite, seed=r.seed,
-                              preset_name=r.preset_name, steps=r.steps, device=device,
-                              progress=progress, resume=r.resume, stop_after=r.stop_after)
-                for r in runs]
-    results: list[Any] = [None] * len(runs)
+    with _stop_signals() as stop:  # one flag for all sessions: each checkpoints, then stops
+        sessions = [train_session(r.run_dir, r.preset, r.suite, seed=r.seed,
+                                  preset_name=r.preset_name, steps=r.steps, device=device,
+                                  progress=progress, resume=r.resume, stop_after=r.stop_after,
+                                  stop=stop)
+                    for r in runs]
+        return _drive(sessions)
+
+
+def _drive(sessions: list[Any]) -> list[TrainResult | NeurosheetError]:
+    """Advance every session, one joint step per round, until all have ended."""
+    results: list[Any] = [None] * len(sessions)
     pending: dict[int, StepRequest] = {}
+    interrupted: list[TrainingInterrupted] = []
 
     def advance(i: int, step: Any) -> None:
         try:
@@ -161,12 +171,15 @@ def train_many(runs: Sequence[RunSpec], *, device: str = "cpu",
         except NeurosheetError as exc:
             pending.pop(i, None)
             results[i] = exc
+        except TrainingInterrupted as exc:  # this run has checkpointed; let the others too
+            pending.pop(i, None)
+            interrupted.append(exc)
 
     try:
         for i, s in enumerate(sessions):
             advance(i, s.__next__)
         structures: dict[tuple[int, ...], Blocks] = {}
-        while pending:
+        while pending and not interrupted:
             order = sorted(pending)
             outcomes = joint_step([pending[i] for i in order], structures)
             for i, o in zip(order, outcomes, strict=True):
@@ -175,8 +188,10 @@ def train_many(runs: Sequence[RunSpec], *, device: str = "cpu",
                 else:
                     advance(i, lambda s=sessions[i], o=o: s.send(o))
     finally:
-        for s in sessions:  # an interrupt: every unfinished run closes its files
+        for s in sessions:  # an error or interrupt: every unfinished run closes its files
             s.close()
+    if interrupted:
+        raise TrainingInterrupted("; ".join(str(e) for e in interrupted))
     return results
 
 
