@@ -215,3 +215,14 @@ def test_cost_model_reproduces_the_measured_choices():
     assert edge_ops.choose_implementation(144, int(0.14 * 144**2)) == "fused"
     assert edge_ops.choose_implementation(1024, int(0.05 * 1024**2)) == "fused"
     assert edge_ops.choose_implementation(1024, int(0.05 * 1024**2), fused_ok=False) == "csr"
+
+
+@pytest.mark.parametrize("act", ["relu", "retanh"])
+def test_a_diverging_network_is_not_made_to_look_sane(act):
+    # NaN must survive f as in torch (relu(NaN) = NaN); otherwise a blown-up run reads as zeros
+    eager, fast = pair(graph(), RateParams(act, 100.0, 100.0, 3))
+    x = torch.rand(4, 3, N_IN, generator=torch.Generator().manual_seed(0))
+    for m in (eager, fast):
+        with torch.no_grad():
+            m.rec.values[0] = float("nan")
+        assert torch.isnan(m(x).rates).any()

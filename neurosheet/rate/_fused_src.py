@@ -39,13 +39,13 @@ typedef float v16u __attribute__((vector_size(64), aligned(4)));  /* unaligned l
 #define LD(p) (*(const v16u *)(p))
 #define ST(p, v) (*(v16u *)(p) = (v))
 
-/* r = f(x) over n floats */
+/* r = f(x) over n floats; NaN stays NaN, as in torch (a diverging run must not look sane) */
 static void act_rows(float *restrict r, const float *restrict x, i64 n, int act) {
     i64 b;
     switch (act) {
     case ACT_RELU:
         #pragma omp simd
-        for (b = 0; b < n; ++b) r[b] = x[b] > 0.0f ? x[b] : 0.0f;
+        for (b = 0; b < n; ++b) r[b] = x[b] < 0.0f ? 0.0f : x[b];
         break;
     case ACT_TANH:
         for (b = 0; b < n; ++b) r[b] = tanhf(x[b]);
@@ -54,7 +54,7 @@ static void act_rows(float *restrict r, const float *restrict x, i64 n, int act)
         for (b = 0; b < n; ++b) r[b] = x[b] > 20.0f ? x[b] : log1pf(expf(x[b]));
         break;
     default:
-        for (b = 0; b < n; ++b) r[b] = x[b] > 0.0f ? tanhf(x[b]) : 0.0f;
+        for (b = 0; b < n; ++b) r[b] = x[b] < 0.0f ? 0.0f : tanhf(x[b]);
     }
 }
 
@@ -65,7 +65,7 @@ static void dact_rows(float *restrict g, const float *restrict gold, const float
     switch (act) {
     case ACT_RELU:
         #pragma omp simd
-        for (b = 0; b < n; ++b) g[b] = c * gold[b] + (r[b] > 0.0f ? g[b] : 0.0f);
+        for (b = 0; b < n; ++b) g[b] = c * gold[b] + (r[b] <= 0.0f ? 0.0f : g[b]);
         break;
     case ACT_TANH:
         #pragma omp simd
@@ -77,7 +77,7 @@ static void dact_rows(float *restrict g, const float *restrict gold, const float
     default:
         #pragma omp simd
         for (b = 0; b < n; ++b)
-            g[b] = c * gold[b] + (r[b] > 0.0f ? (1.0f - r[b] * r[b]) * g[b] : 0.0f);
+            g[b] = c * gold[b] + (r[b] <= 0.0f ? 0.0f : (1.0f - r[b] * r[b]) * g[b]);
     }
 }
 
@@ -96,9 +96,9 @@ static inline void fwd_chunk_##NV(i64 B, i64 b0, float a, const i32 *restrict ip
         const float we = w[e];                                                               \
         for (int v = 0; v < NV; ++v) acc[v] += we * LD(rj + 16 * v);                         \
     }                                                                                        \
-    for (int v = 0; v < NV; ++v) {                                                           \
+    for (int v = 0; v < NV; ++v) {  /* a = 1: x = total exactly, as the eager loop */     \
         v16 x = LD(xi + b0 + 16 * v);                                                        \
-        ST(xi + b0 + 16 * v, x + a * (acc[v] - x));                                          \
+        ST(xi + b0 + 16 * v, a == 1.0f ? acc[v] : x + a * (acc[v] - x));                     \
     }                                                                                        \
 }
 FWD_CHUNK(4)
@@ -162,7 +162,7 @@ void ns_forward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *ks
                     float tot = di[b0] + (ni ? ni[b0] : 0.0f);
                     for (i32 e = indptr[i]; e < indptr[i + 1]; ++e)
                         tot += w[e] * rs[(i64)indices[e] * B + b0];
-                    xi[b0] += a * (tot - xi[b0]);
+                    xi[b0] = a == 1.0f ? tot : xi[b0] + a * (tot - xi[b0]);
                 }
                 act_rows(rn + i * B, xi, B, act);
             }
