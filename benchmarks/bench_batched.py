@@ -84,17 +84,29 @@ def main() -> None:
                                                                       structures),
     }
     t = interleaved(fns, args.repeats)
+    # executed arithmetic per round, from the mean trial length of an independent sampler of the
+    # same suite (all variants see the same trials: same seeds)
+    from neurosheet.tasks import TrialSampler, load_suite
+
+    suite = load_suite(args.suite)
+    probe = TrialSampler(suite.tasks, seed=1234, weights=suite.weights)
+    mean_t = sum(probe.sample(preset.training.batch).inputs.shape[0] for _ in range(20)) / 20
+    g, b, k = m.graph, preset.training.batch, preset.dynamics.substeps
+    n_in, n_out = g.inputs.shape[1], g.readout.shape[0]
+    per_net = 2 * b * mean_t * (3 * g.synapses * k + 2 * g.n * n_in + 3 * n_out * g.n)
+    work = args.k * per_net
     print(f"\nK={args.k} networks, N={m.graph.n} at {m.graph.density:.2%} "
           f"({m.graph.synapses} synapses each), batch {preset.training.batch}, "
           f"{preset.dynamics.substeps} sub-steps, suite {args.suite}; "
           f"{args.repeats} rounds of one step per network")
     print(f"  {'variant':<48}{'CPU ms/round':>13}{'(min-max)':>16}{'wall ms':>9}"
-          f"{'net-steps/s':>12}{'vs first':>9}{'vs second':>10}")
+          f"{'net-steps/s':>12}{'~GFLOP/s':>9}{'% peak':>7}{'vs first':>9}{'vs second':>10}")
     names = list(fns)
     for name in names:
         tm = t[name]
         print(f"  {name:<48}{tm.median * 1e3:>13.1f}{tm.spread():>16}{tm.wall_median() * 1e3:>9.1f}"
-              f"{args.k / tm.median:>12.1f}{t[names[0]].median / tm.median:>8.2f}x"
+              f"{args.k / tm.median:>12.1f}{work / tm.median / 1e9:>9.1f}"
+              f"{work / tm.median / 1e9 / peak:>7.1%}{t[names[0]].median / tm.median:>8.2f}x"
               f"{t[names[1]].median / tm.median:>9.2f}x")
     print(f"  -> together vs one after another: {t[names[0]].median / t[names[2]].median:.2f}x "
           f"against today's eager step, {t[names[1]].median / t[names[2]].median:.2f}x against "

@@ -231,10 +231,10 @@ void ns_backward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *k
 }
 
 /* ---------------------------------------------------------------- normal noise
-   out[n] = scale * z_n, z_n standard normal from a counter-based generator: pair p of uniforms
-   is the splitmix64 hash of (seed, p); Box-Muller turns it into two normals. Element n belongs
-   to chunk c = n / 32: the first 16 elements of a chunk are the cosine branch of pairs
-   16c..16c+15, the last 16 their sine branch. The stream depends only on (seed, n), not on the
+   out[n] = scale * z_n, z_n standard normal from a counter-based generator: hash h_p is the
+   splitmix64 output of (seed, p). Chunk c = n / 32 of the output takes the 16 hashes
+   16c..16c+15: the 32-bit words of hashes 16c..16c+7 give 16 radii, those of 16c+8..16c+15
+   16 angles (Box-Muller); its first 16 elements are the cosine branch, the last 16 the sine. The stream depends only on (seed, n), not on the
    vector width; log and sin/cos are polynomial (Cephes single precision, ~1e-7 relative). */
 typedef uint64_t u64;
 typedef int32_t v16i __attribute__((vector_size(64)));
@@ -289,19 +289,16 @@ static inline void vsincos2pi(v16 u, v16 *s, v16 *c) {
 }
 
 static inline void normal_chunk(u64 key, u64 chunk, float scale, float *dst) {
-    v8q p0, p1;
-    for (int l = 0; l < 8; ++l) { p0[l] = chunk * 16 + l; p1[l] = chunk * 16 + 8 + l; }
-    v8q h0 = mix64(p0 * 0x9E3779B97F4A7C15ULL + key), h1 = mix64(p1 * 0x9E3779B97F4A7C15ULL + key);
-    v16w hi, lo;
-    for (int l = 0; l < 8; ++l) {
-        hi[l] = (uint32_t)(h0[l] >> 32); lo[l] = (uint32_t)h0[l];
-        hi[l + 8] = (uint32_t)(h1[l] >> 32); lo[l + 8] = (uint32_t)h1[l];
-    }
-    v16 u1 = __builtin_convertvector((v16i)((hi >> 8) + 1), v16) * 5.9604644775390625e-8f;
-    v16 u2 = __builtin_convertvector((v16i)(lo >> 8), v16) * 5.9604644775390625e-8f;
-    v16 rad = -2.0f * vlog(u1), r;
+    const v8q iota = {0, 1, 2, 3, 4, 5, 6, 7};
+    const v8q p0 = iota + chunk * 16, p1 = p0 + 8;
+    /* 16 pairs of 32-bit words: word l of the first 8 hashes and word l of the other 8 */
+    const v16w w0 = (v16w)mix64(p0 * 0x9E3779B97F4A7C15ULL + key);
+    const v16w w1 = (v16w)mix64(p1 * 0x9E3779B97F4A7C15ULL + key);
+    v16 u1 = __builtin_convertvector((v16i)((w0 >> 8) + 1), v16) * 5.9604644775390625e-8f;
+    v16 u2 = __builtin_convertvector((v16i)(w1 >> 8), v16) * 5.9604644775390625e-8f;
+    v16 rad = -2.0f * vlog(u1);
     for (int l = 0; l < 16; ++l) rad[l] = sqrtf(rad[l]);
-    r = rad * scale;
+    const v16 r = rad * scale;
     v16 sn, cs;
     vsincos2pi(u2, &sn, &cs);
     ST(dst, r * cs);
