@@ -11,7 +11,7 @@ from neurosheet.graph.circuit import RateParams
 from neurosheet.graph.projections import attach_projections
 from neurosheet.graph.sheet import make_sheet
 from neurosheet.graph.wiring import build_graph
-from neurosheet.rate.edge_ops import EdgeOperator, EdgeStructure
+from neurosheet.rate.edge_ops import EdgeOperator, EdgeStructure, choose_kernel
 from neurosheet.rate.model import RateRNN
 
 N_IN, N_OUT = 7, 5
@@ -46,9 +46,14 @@ def test_csr_matmul_gradcheck_in_double():
     assert torch.autograd.gradcheck(lambda v, r, add: EdgeOperator(s, v)(r, add=add), (v, r, add))
 
 
-def test_auto_kernel_picks_dense_for_full_graph_and_csr_for_sparse():
+def test_auto_kernel_follows_the_measured_cost_model():
+    # full graph: dense; a large sparse graph: CSR; a small sparse one: whatever is cheaper by
+    # the model (at N = 49 the per-call overhead of the sparse kernels decides: dense)
     assert RateRNN(graph(rule="full", density=None)).rec.kernel == "dense"
-    assert RateRNN(graph()).rec.kernel == "csr"
+    big = attach_projections(build_graph(make_sheet(400), "random", density=0.02, seed=1), 3, 2)
+    assert RateRNN(big).rec.kernel == "csr"
+    small = graph()
+    assert RateRNN(small).rec.kernel == choose_kernel(small.n, small.synapses) == "dense"
     with pytest.raises(NeurosheetError, match="kernel"):
         RateRNN(graph(), kernel="fast")
 

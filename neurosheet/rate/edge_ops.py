@@ -8,9 +8,11 @@ autograd function gives the two gradients with sparse kernels too:
     backward  dr = W^T dy                  (CSR of the transpose, same values permuted)
               dw_e = sum_b dy[post_e, b] r[pre_e, b]   (sampled dense-dense product, SDDMM)
 
-so a step costs O(synapses * batch) instead of O(N^2 * batch). Measured alternatives and the
-numbers that chose this one are in ``benchmarks/bench_training.py`` and ``docs/training.md``.
-Above ``DENSE_ABOVE`` density a dense product is faster, so ``kernel="auto"`` switches.
+so a step costs O(synapses * batch) instead of O(N^2 * batch). Which product (and whether the
+fused engine of :mod:`neurosheet.rate.fused` beats both) is decided by a measured cost model,
+:data:`COSTS` (per Euler sub-step: a fixed overhead plus multiply-adds at a measured rate),
+not by one density cut-off: at small N the per-call overhead decides, at large N the
+arithmetic. ``benchmarks/bench_kernels.py`` measures and fits it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,36 @@ import torch
 from neurosheet.core.errors import NeurosheetError
 
 KERNELS = ("auto", "csr", "dense")
-DENSE_ABOVE = 0.25  # density from which the dense product wins (measured, N = 1024, 2 threads)
+
+# Seconds per Euler sub-step (forward + backward) = overhead + N * B * elementwise ns +
+# multiply-adds / rate, where a sub-step does three products (W r, W^T g, the weight gradient) of
+# nnz (CSR) or N^2 (dense) multiply-adds per batch column. Fitted by benchmarks/bench_kernels.py
+# (non-negative least squares on relative error; 24 points N = 144-1024, density 2-100%; 1
+# thread, batch 64, AMD EPYC Zen 4 at load ~12; it picks the measured fastest at 23 of 24
+# points, the miss costing 1.11x). Tuple: (overhead s, elementwise ns per N*B, mult-adds/s).
+COSTS: dict[str, tuple[float, float, float]] = {
+    "csr": (64.4e-6, 12.76, 7.83e9),   # eager, torch sparse CSR kernels
+    "dense": (0.0, 8.93, 27.2e9),      # eager, dense GEMM on W * mask
+    "fused": (21.9e-6, 4.06, 17.6e9),  # the fused compiled loop
+}
+
+
+def step_cost(kind: str, n: int, nnz: int, batch: int = 64) -> float:
+    """Modelled seconds per sub-step of implementation ``kind`` (a key of :data:`COSTS`)."""
+    overhead, elem_ns, rate = COSTS[kind]
+    work = 3 * batch * (n * n if kind == "dense" else nnz)
+    return overhead + n * batch * elem_ns * 1e-9 + work / rate
+
+
+def choose_kernel(n: int, nnz: int, batch: int = 64) -> str:
+    """The cheaper eager product for an ``n``-neuron graph with ``nnz`` synapses."""
+    return min(("csr", "dense"), key=lambda k: step_cost(k, n, nnz, batch))
+
+
+def choose_implementation(n: int, nnz: int, batch: int = 64, fused_ok: bool = True) -> str:
+    """The cheapest of ``fused``, ``csr`` and ``dense`` (``fused`` only where it is available)."""
+    kinds = ("fused", "csr", "dense") if fused_ok else ("csr", "dense")
+    return min(kinds, key=lambda k: step_cost(k, n, nnz, batch))
 
 
 
@@ -51,17 +82,20 @@ class EdgeStructure:
         rows, cols = matrix.shape
         nnz = int(matrix.nnz)
         if kernel == "auto":
-            kernel = "dense" if nnz >= DENSE_ABOVE * rows * cols else "csr"
+            kernel = choose_kernel(rows, nnz)
         post = np.repeat(np.arange(rows, dtype=np.int64), np.diff(matrix.indptr))
         pre = matrix.indices.astype(np.int64)
         t = sp.csr_array((np.arange(1, nnz + 1, dtype=np.int64), (pre, post)), shape=(cols, rows))
         t.sort_indices()
 
-        def tt(a: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(np.ascontiguousarray(a, dtype=np.int64))
+        def tt(a: np.ndarray, dtype: type = np.int64) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(a, dtype=dtype))
 
-        return cls((rows, cols), tt(post), tt(pre), tt(matrix.indptr), tt(pre),
-                   tt(t.indptr), tt(t.indices), tt(t.data - 1), kernel)
+        # int32 CSR indices: the sparse kernels read half the index bytes (measured ~10% faster)
+        small = np.int32 if nnz < 2**31 else np.int64
+        return cls((rows, cols), tt(post), tt(pre), tt(matrix.indptr, small),
+                   tt(pre, small), tt(t.indptr, small), tt(t.indices, small),
+                   tt(t.data - 1), kernel)
 
     def to(self, device: torch.device | str) -> EdgeStructure:
         """The same structure with its index tensors on ``device``."""

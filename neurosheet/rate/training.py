@@ -20,7 +20,8 @@ import platform
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -342,6 +343,48 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
         resume: continue from ``run_dir/checkpoint.pt`` when present (same settings required).
         stop_after: stop once this step is reached, as if interrupted (for tests/drivers).
     """
+    return run_session(train_session(run_dir, preset, suite_name, seed=seed,
+                                     preset_name=preset_name, steps=steps, device=device,
+                                     progress=progress, resume=resume, stop_after=stop_after))
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """What a training session needs computed next: one optimizer step of ``state``."""
+
+    state: _State
+    config: Any  # TrainingConfig
+    device: str
+
+
+def run_session(session: Generator[StepRequest, float, TrainResult]) -> TrainResult:
+    """Drive one :func:`train_session`, computing each step alone (:func:`_train_step`)."""
+    try:
+        request = next(session)
+        while True:
+            try:
+                loss = _train_step(request.state, request.config, request.device)
+            except BaseException as exc:  # into the session: it closes its files, re-raises
+                request = session.throw(exc)
+                continue
+            request = session.send(loss)
+    except StopIteration as stop:
+        return stop.value
+
+
+def train_session(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str, *,
+                  seed: int = 0, preset_name: str = "custom", steps: int | None = None,
+                  device: str = "cpu", progress: bool = True, resume: bool = True,
+                  stop_after: int | None = None, stop: list[int] | None = None
+                  ) -> Generator[StepRequest, float, TrainResult]:
+    """:func:`train` as a generator: yields a :class:`StepRequest` before each optimizer step
+    and takes the step's loss back, so a driver can compute the steps of several runs together
+    (:func:`neurosheet.rate.batched.train_many`); everything else (resume, metrics, evaluation,
+    checkpoints, summary) is this one loop.
+
+    ``stop``: a driver's own SIGINT/SIGTERM flag list (one for all its sessions); by default the
+    session catches the signals itself.
+    """
     from neurosheet.tasks import TrialSampler, load_suite
 
     check_seed(seed)
@@ -380,14 +423,16 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
                                 tc.criterion_metric)
         if tc.threads:
             torch.set_num_threads(tc.threads)
-        return _train(run_dir, preset, tc, sampler, tasks, config, payload, seed, device,
-                      progress, stop_after)
+        return (yield from _train(run_dir, preset, tc, sampler, tasks, config, payload, seed,
+                                  device, progress, stop_after, stop))
 
 
 def _train(run_dir: Path, preset: ModelPreset, tc: Any, sampler: Any, tasks: tuple[str, ...],
            config: dict[str, Any], payload: dict[str, Any] | None, seed: int, device: str,
-           progress: bool, stop_after: int | None) -> TrainResult:
-    """The training loop of :func:`train`, under the run directory's lock, inputs checked."""
+           progress: bool, stop_after: int | None, stop: list[int] | None
+           ) -> Generator[StepRequest, float, TrainResult]:
+    """The training loop of :func:`train_session`, under the run directory's lock, inputs
+    checked: yields each step's request and takes its loss back."""
     from neurosheet.tasks import N_OUT
 
     ckpt_path = rundir.RunDir(run_dir).checkpoint
@@ -446,14 +491,14 @@ def _train(run_dir: Path, preset: ModelPreset, tc: Any, sampler: Any, tasks: tup
         st.last_checkpoint, last_save = st.step, time.monotonic()
 
     try:
-        with _stop_signals() as stop:
+        with _stop_signals() if stop is None else nullcontext(stop) as stop:
             if st.step == 0 and st.metrics_bytes == 0:  # accuracy before training, for the curves
                 log.info("evaluating the untrained network (step 0) on %d held-out trials per task",
                          tc.eval_trials)
                 _append(metrics, st, {"kind": "eval", "step": 0,
                                       **_evaluate(model, heldout, tasks, device)})
             while st.step < end:
-                loss = _train_step(st, tc, device)
+                loss = yield StepRequest(st, tc, device)
                 st.step += 1
                 bar.update(1)
                 if st.step % tc.log_every == 0 or st.step == end:
@@ -484,6 +529,19 @@ def _train(run_dir: Path, preset: ModelPreset, tc: Any, sampler: Any, tasks: tup
 
 def _train_step(st: _State, tc: Any, device: str) -> float:
     """One optimizer step; a non-finite loss stops training before touching the weights."""
+    inputs, targets, mask, k = next_batch(st, tc, device)
+    out = st.model(inputs, generator=st.noise, substeps=k)
+    loss = batch_loss(st, tc, out, targets, mask)
+    value = checked_value(st, tc, loss)
+    st.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    apply_update(st, tc)
+    return value
+
+
+def next_batch(st: _State, tc: Any, device: str
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int | None]:
+    """The step's trials (inputs, targets, mask) and its sub-step count (None: the preset's)."""
     batch = st.sampler.sample(tc.batch)
     inputs = torch.as_tensor(batch.inputs, device=device)
     targets = torch.as_tensor(batch.targets, device=device)
@@ -493,7 +551,12 @@ def _train_step(st: _State, tc: Any, device: str) -> float:
     if st.substep_choices:  # a function of (seed, step): exact resume needs no extra state
         pick = np.random.default_rng([st.seed, st.step]).integers(len(st.substep_choices))
         k = st.substep_choices[int(pick)]
-    out = st.model(inputs, generator=st.noise, substeps=k)
+    return inputs, targets, mask, k
+
+
+def batch_loss(st: _State, tc: Any, out: Any, targets: torch.Tensor,
+               mask: torch.Tensor) -> torch.Tensor:
+    """Masked cross-entropy plus the configured penalties (rates, weights, BIMT)."""
     loss = masked_loss(out.logits, targets, mask)
     if tc.rate_l2:
         valid = (mask > 0).unsqueeze(-1)
@@ -503,6 +566,11 @@ def _train_step(st: _State, tc: Any, device: str) -> float:
         loss = loss + tc.weight_l2 * st.model.rec.values.square().mean()
     if st.bimt is not None:
         loss = loss + st.bimt.penalty(st.step)
+    return loss
+
+
+def checked_value(st: _State, tc: Any, loss: torch.Tensor) -> float:
+    """The loss as a float; a non-finite one raises before anything is updated."""
     value = float(loss.detach())
     if not math.isfinite(value):
         last = _last_ckpt_step(st, tc)
@@ -512,14 +580,16 @@ def _train_step(st: _State, tc: Any, device: str) -> float:
             f"loss became {value} at step {st.step + 1}; {kept}: lower training.lr or set "
             "training.grad_clip"
         )
-    st.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    return value
+
+
+def apply_update(st: _State, tc: Any) -> None:
+    """After ``backward``: clip, Adam step, BIMT's swaps."""
     if tc.grad_clip:
         torch.nn.utils.clip_grad_norm_(st.model.parameters(), tc.grad_clip)
     st.optimizer.step()
     if st.bimt is not None:
         st.bimt.after_step(st.step, st.optimizer)  # neuron swaps carry the Adam moments along
-    return value
 
 
 def _last_ckpt_step(st: _State, tc: Any) -> int:

@@ -1,0 +1,318 @@
+"""C source of the fused recurrent kernel (compiled at first use by :mod:`neurosheet.rate.fused`).
+
+Kept as a Python string so the wheel ships it without package-data rules. Layout: every state
+is ``[rows, B]`` row-major (a neuron's batch is contiguous, so one synapse moves one contiguous
+batch vector). The recurrent matrix is CSR (int32 indices); a batch of networks is a
+block-diagonal CSR with one *block* of rows per network, each with its own sub-step count
+``k``, number of sub-steps ``S`` and ``a = dt / (k tau)``. Blocks never interact.
+
+Forward, per block and sub-step ``s`` (task step ``t = s / k``)::
+
+    x <- x + a (W r + drive[t] + noise[s] - x);   r <- f(x);   R[s + 1] = r
+
+Backward (BPTT by hand; ``gx`` is dL/dx of the later sub-step)::
+
+    gdrive[t] += a gx;   gw_e += a gx[post_e] . R[s][pre_e];   gr = a W^T gx (+ gout at task ends)
+    gx <- (1 - a) gx + f'(R[s]) gr
+
+``f'`` is written in terms of ``r = f(x)`` so only rates are stored. Both passes *gather*: the
+forward walks the CSR rows (post), the backward the rows of the transpose (pre), so each row's
+batch chunk stays in vector registers (GCC vector extensions: 16 floats, AVX-512 or split) and
+memory is written once per row, not once per synapse; the per-synapse dot products of ``gw``
+accumulate as 16-wide partial sums and are reduced once per call.
+"""
+
+SOURCE = r"""
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#define ACT_RELU 0
+#define ACT_TANH 1
+#define ACT_SOFTPLUS 2
+#define ACT_RETANH 3
+
+typedef int64_t i64;
+typedef int32_t i32;
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));  /* unaligned loads/stores */
+#define LD(p) (*(const v16u *)(p))
+#define ST(p, v) (*(v16u *)(p) = (v))
+
+/* r = f(x) over n floats; NaN stays NaN, as in torch (a diverging run must not look sane) */
+static void act_rows(float *restrict r, const float *restrict x, i64 n, int act) {
+    i64 b;
+    switch (act) {
+    case ACT_RELU:
+        #pragma omp simd
+        for (b = 0; b < n; ++b) r[b] = x[b] < 0.0f ? 0.0f : x[b];
+        break;
+    case ACT_TANH:
+        for (b = 0; b < n; ++b) r[b] = tanhf(x[b]);
+        break;
+    case ACT_SOFTPLUS: /* torch's softplus: x above 20 is returned as is */
+        for (b = 0; b < n; ++b) r[b] = x[b] > 20.0f ? x[b] : log1pf(expf(x[b]));
+        break;
+    default:
+        for (b = 0; b < n; ++b) r[b] = x[b] < 0.0f ? 0.0f : tanhf(x[b]);
+    }
+}
+
+/* g = c gold + f'(x) g, f' written in r = f(x) */
+static void dact_rows(float *restrict g, const float *restrict gold, const float *restrict r,
+                      float c, i64 n, int act) {
+    i64 b;
+    switch (act) {
+    case ACT_RELU:
+        #pragma omp simd
+        for (b = 0; b < n; ++b) g[b] = c * gold[b] + (r[b] <= 0.0f ? 0.0f : g[b]);
+        break;
+    case ACT_TANH:
+        #pragma omp simd
+        for (b = 0; b < n; ++b) g[b] = c * gold[b] + (1.0f - r[b] * r[b]) * g[b];
+        break;
+    case ACT_SOFTPLUS:
+        for (b = 0; b < n; ++b) g[b] = c * gold[b] + (1.0f - expf(-r[b])) * g[b];
+        break;
+    default:
+        #pragma omp simd
+        for (b = 0; b < n; ++b)
+            g[b] = c * gold[b] + (r[b] <= 0.0f ? 0.0f : (1.0f - r[b] * r[b]) * g[b]);
+    }
+}
+
+/* Forward of one row over the batch columns [b0, b0 + 16 NV): x += a (W r + d + n - x) */
+#define FWD_CHUNK(NV)                                                                        \
+static inline void fwd_chunk_##NV(i64 B, i64 b0, float a, const i32 *restrict ip,           \
+                                  const i32 *restrict ix, const float *restrict w, i64 i,   \
+                                  const float *restrict rs, const float *restrict di,       \
+                                  const float *restrict ni, float *restrict xi) {           \
+    v16 acc[NV];                                                                             \
+    for (int v = 0; v < NV; ++v) acc[v] = LD(di + b0 + 16 * v);                              \
+    if (ni)                                                                                  \
+        for (int v = 0; v < NV; ++v) acc[v] += LD(ni + b0 + 16 * v);                         \
+    for (i32 e = ip[i]; e < ip[i + 1]; ++e) {                                                \
+        const float *restrict rj = rs + (i64)ix[e] * B + b0;                                 \
+        const float we = w[e];                                                               \
+        for (int v = 0; v < NV; ++v) acc[v] += we * LD(rj + 16 * v);                         \
+    }                                                                                        \
+    for (int v = 0; v < NV; ++v) {  /* a = 1: x = total exactly, as the eager loop */     \
+        v16 x = LD(xi + b0 + 16 * v);                                                        \
+        ST(xi + b0 + 16 * v, a == 1.0f ? acc[v] : x + a * (acc[v] - x));                     \
+    }                                                                                        \
+}
+FWD_CHUNK(4)
+FWD_CHUNK(1)
+
+/* Backward of one pre row j over [b0, b0 + 16 NV): gr[j] = go[j] + sum_e wt_e gx[post_e] and
+   gwv[e] += gx[post_e] * r[j] (16-wide partial dot products) */
+#define BWD_CHUNK(NV)                                                                        \
+static inline void bwd_chunk_##NV(i64 B, i64 b0, const i32 *restrict tp,                    \
+                                  const i32 *restrict tx, const float *restrict wt, i64 j,  \
+                                  const float *restrict gx, const float *restrict rj,       \
+                                  const float *restrict go, float *restrict grj,            \
+                                  v16u *restrict gwv) {                                     \
+    v16 acc[NV], r[NV];                                                                      \
+    for (int v = 0; v < NV; ++v) {                                                           \
+        acc[v] = go ? LD(go + b0 + 16 * v) : (v16){0};                                       \
+        r[v] = LD(rj + b0 + 16 * v);                                                         \
+    }                                                                                        \
+    for (i32 e = tp[j]; e < tp[j + 1]; ++e) {                                                \
+        const float *restrict gi = gx + (i64)tx[e] * B + b0;                                 \
+        const float we = wt[e];                                                              \
+        v16 d = LD(gi) * r[0];                                                               \
+        acc[0] += we * LD(gi);                                                               \
+        for (int v = 1; v < NV; ++v) {                                                       \
+            const v16 g = LD(gi + 16 * v);                                                   \
+            acc[v] += we * g;                                                                \
+            d += g * r[v];                                                                   \
+        }                                                                                    \
+        gwv[e] += d;                                                                         \
+    }                                                                                        \
+    for (int v = 0; v < NV; ++v) ST(grj + b0 + 16 * v, acc[v]);                              \
+}
+BWD_CHUNK(4)
+BWD_CHUNK(1)
+
+/* Forward of every block. R holds S_max + 1 rate slots of [rows, B] when keep != 0, else 2
+   (ping-pong); out[t] = rates at the end of task step t ([T_max, rows, B]); x: [rows, B] holds
+   x0 on entry and the final state on exit. noise may be NULL. */
+void ns_forward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *ks,
+                const i64 *Ss, const float *as, int act, i64 rows,
+                const i32 *indptr, const i32 *indices, const float *w,
+                const float *drive, const float *noise, float *x,
+                float *R, int keep, float *out) {
+    const i64 plane = rows * B, b4 = B / 64 * 64, b1 = B / 16 * 16;
+    for (i64 q = 0; q < nblk; ++q) {
+        const i64 k = ks[q], S = Ss[q];
+        const float a = as[q];
+        act_rows(R + row0[q] * B, x + row0[q] * B, (row1[q] - row0[q]) * B, act);
+        for (i64 s = 0; s < S; ++s) {
+            const float *rs = R + (keep ? s : (s & 1)) * plane;
+            float *rn = R + (keep ? s + 1 : ((s + 1) & 1)) * plane;
+            const float *dt = drive + (s / k) * plane;
+            const float *ns = noise ? noise + s * plane : 0;
+            for (i64 i = row0[q]; i < row1[q]; ++i) {
+                const float *di = dt + i * B, *ni = ns ? ns + i * B : 0;
+                float *xi = x + i * B;
+                i64 b0 = 0;
+                for (; b0 < b4; b0 += 64) fwd_chunk_4(B, b0, a, indptr, indices, w, i, rs, di, ni, xi);
+                for (; b0 < b1; b0 += 16) fwd_chunk_1(B, b0, a, indptr, indices, w, i, rs, di, ni, xi);
+                for (; b0 < B; ++b0) {
+                    float tot = di[b0] + (ni ? ni[b0] : 0.0f);
+                    for (i32 e = indptr[i]; e < indptr[i + 1]; ++e)
+                        tot += w[e] * rs[(i64)indices[e] * B + b0];
+                    xi[b0] = a == 1.0f ? tot : xi[b0] + a * (tot - xi[b0]);
+                }
+                act_rows(rn + i * B, xi, B, act);
+            }
+            if ((s + 1) % k == 0)
+                memcpy(out + ((s + 1) / k - 1) * plane + row0[q] * B, rn + row0[q] * B,
+                       sizeof(float) * (row1[q] - row0[q]) * B);
+        }
+    }
+}
+
+/* Backward of every block (see the module docstring) on the transposed CSR (tindptr,
+   tindices; wt = a * w in transposed order; tperm: transposed edge -> edge). R: the S_max + 1
+   slots of the forward; gout: dL/d out ([T_max, rows, B]). Outputs: gdrive ([T_max, rows, B],
+   zeroed by the caller), gw ([nnz]), gx0 ([rows, B]). Scratch: ga, gb ([rows, B]),
+   gwv ([nnz, 16], zeroed by the caller). */
+void ns_backward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *ks,
+                 const i64 *Ss, const float *as, int act, i64 rows,
+                 const i32 *tindptr, const i32 *tindices, const i32 *tperm, const float *wt,
+                 const float *R, const float *gout, float *gdrive, float *gw, float *gx0,
+                 float *ga, float *gb, float *gwvf) {
+    const i64 plane = rows * B, b4 = B / 64 * 64, b1 = B / 16 * 16;
+    v16u *gwv = (v16u *)gwvf;
+    for (i64 q = 0; q < nblk; ++q) {
+        const i64 k = ks[q], S = Ss[q], T = S / k, n = (row1[q] - row0[q]) * B;
+        const float a = as[q];
+        float *gx = ga, *gn = gb;
+        memset(gx + row0[q] * B, 0, sizeof(float) * n);
+        memcpy(gn + row0[q] * B, gout + (T - 1) * plane + row0[q] * B, sizeof(float) * n);
+        dact_rows(gn + row0[q] * B, gx + row0[q] * B, R + S * plane + row0[q] * B, 0.0f, n, act);
+        gx = gb; gn = ga;
+        for (i64 s = S - 1; s >= 0; --s) {
+            const float *rs = R + s * plane;
+            const float *go = (s % k == 0 && s > 0) ? gout + (s / k - 1) * plane : 0;
+            float *restrict gd = gdrive + (s / k) * plane + row0[q] * B;
+            const float *restrict gq = gx + row0[q] * B;
+            #pragma omp simd
+            for (i64 b = 0; b < n; ++b) gd[b] += a * gq[b];
+            for (i64 j = row0[q]; j < row1[q]; ++j) {
+                const float *rj = rs + j * B, *goj = go ? go + j * B : 0;
+                float *grj = gn + j * B;
+                i64 b0 = 0;
+                for (; b0 < b4; b0 += 64)
+                    bwd_chunk_4(B, b0, tindptr, tindices, wt, j, gx, rj, goj, grj, gwv);
+                for (; b0 < b1; b0 += 16)
+                    bwd_chunk_1(B, b0, tindptr, tindices, wt, j, gx, rj, goj, grj, gwv);
+                for (; b0 < B; ++b0) {
+                    float acc = goj ? goj[b0] : 0.0f;
+                    for (i32 e = tindptr[j]; e < tindptr[j + 1]; ++e) {
+                        const float g = gx[(i64)tindices[e] * B + b0];
+                        acc += wt[e] * g;
+                        gwv[e][0] += g * rj[b0];
+                    }
+                    grj[b0] = acc;
+                }
+                dact_rows(grj, gx + j * B, rj, 1.0f - a, B, act);
+            }
+            float *t = gx; gx = gn; gn = t;
+        }
+        memcpy(gx0 + row0[q] * B, gx + row0[q] * B, sizeof(float) * n);
+        for (i32 e = tindptr[row0[q]]; e < tindptr[row1[q]]; ++e) {
+            float sum = 0.0f;
+            for (int v = 0; v < 16; ++v) sum += gwv[e][v];
+            gw[tperm[e]] = a * sum;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- normal noise
+   out[n] = scale * z_n, z_n standard normal from a counter-based generator: hash h_p is the
+   splitmix64 output of (seed, p). Chunk c = n / 32 of the output takes the 16 hashes
+   16c..16c+15: the 32-bit words of hashes 16c..16c+7 give 16 radii, those of 16c+8..16c+15
+   16 angles (Box-Muller); its first 16 elements are the cosine branch, the last 16 the sine. The stream depends only on (seed, n), not on the
+   vector width; log and sin/cos are polynomial (Cephes single precision, ~1e-7 relative). */
+typedef uint64_t u64;
+typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint32_t v16w __attribute__((vector_size(64)));
+typedef uint64_t v8q __attribute__((vector_size(64)));
+
+static inline v8q mix64(v8q z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static inline v16 vlog(v16 x) {  /* x in (0, 1] */
+    v16i bits = (v16i)x;
+    v16i e = ((bits >> 23) & 0xff) - 126;
+    v16 m = (v16)((bits & 0x007fffff) | 0x3f000000);          /* m in [0.5, 1) */
+    v16i small = m < 0.70710678f;                               /* -1 where m < sqrt(1/2) */
+    e = e + small;                                              /* e - 1 there */
+    v16 f = m - 1.0f + (v16)((v16i)m & small);                  /* 2m - 1 there, else m - 1 */
+    v16 z = f * f;
+    v16 y = (v16){0} + 7.0376836292e-2f;
+    y = y * f - 1.1514610310e-1f; y = y * f + 1.1676998740e-1f;
+    y = y * f - 1.2420140846e-1f; y = y * f + 1.4249322787e-1f;
+    y = y * f - 1.6668057665e-1f; y = y * f + 2.0000714765e-1f;
+    y = y * f - 2.4999993993e-1f; y = y * f + 3.3333331174e-1f;
+    y = y * f * z;
+    v16 ef = __builtin_convertvector(e, v16);
+    y += -2.12194440e-4f * ef;
+    y += -0.5f * z;
+    return f + y + 0.693359375f * ef;
+}
+
+/* sin and cos of 2 pi u for u in [0, 1) */
+static inline void vsincos2pi(v16 u, v16 *s, v16 *c) {
+    v16 q4 = u * 4.0f + 0.5f;
+    v16i q = __builtin_convertvector(q4, v16i);                 /* trunc of a positive = floor */
+    v16 t = (u - __builtin_convertvector(q, v16) * 0.25f) * 6.28318530717958647692f;
+    v16 z = t * t;                                              /* t in [-pi/4, pi/4] */
+    v16 sn = (v16){0} - 1.9515295891e-4f;
+    sn = sn * z + 8.3321608736e-3f; sn = sn * z - 1.6666654611e-1f; sn = sn * z * t + t;
+    v16 cs = (v16){0} + 2.443315711809948e-5f;
+    cs = cs * z - 1.388731625493765e-3f; cs = cs * z + 4.166664568298827e-2f;
+    cs = cs * z * z - 0.5f * z + 1.0f;
+    v16i swap = ((q & 1) != 0);                                 /* odd quadrants: swap */
+    v16 ss = (v16)(((v16i)sn & ~swap) | ((v16i)cs & swap));
+    v16 cc = (v16)(((v16i)cs & ~swap) | ((v16i)sn & swap));
+    v16i sflip = ((q & 2) != 0);                                /* quadrants 2, 3: sin < 0 */
+    v16i cflip = (((q + 1) & 2) != 0);                          /* quadrants 1, 2: cos < 0 */
+    const v16i sign = (v16i){0} + INT32_MIN;
+    *s = (v16)((v16i)ss ^ (sflip & sign));
+    *c = (v16)((v16i)cc ^ (cflip & sign));
+}
+
+static inline void normal_chunk(u64 key, u64 chunk, float scale, float *dst) {
+    const v8q iota = {0, 1, 2, 3, 4, 5, 6, 7};
+    const v8q p0 = iota + chunk * 16, p1 = p0 + 8;
+    /* 16 pairs of 32-bit words: word l of the first 8 hashes and word l of the other 8 */
+    const v16w w0 = (v16w)mix64(p0 * 0x9E3779B97F4A7C15ULL + key);
+    const v16w w1 = (v16w)mix64(p1 * 0x9E3779B97F4A7C15ULL + key);
+    v16 u1 = __builtin_convertvector((v16i)((w0 >> 8) + 1), v16) * 5.9604644775390625e-8f;
+    v16 u2 = __builtin_convertvector((v16i)(w1 >> 8), v16) * 5.9604644775390625e-8f;
+    v16 rad = -2.0f * vlog(u1);
+    for (int l = 0; l < 16; ++l) rad[l] = sqrtf(rad[l]);
+    const v16 r = rad * scale;
+    v16 sn, cs;
+    vsincos2pi(u2, &sn, &cs);
+    ST(dst, r * cs);
+    ST(dst + 16, r * sn);
+}
+
+void ns_normal(float *out, i64 n, u64 seed, float scale) {
+    const u64 key = mix64((v8q){0} + seed)[0];
+    i64 c = 0;
+    for (; (c + 1) * 32 <= n; ++c) normal_chunk(key, (u64)c, scale, out + c * 32);
+    if (c * 32 < n) {
+        float tail[32];
+        normal_chunk(key, (u64)c, scale, tail);
+        memcpy(out + c * 32, tail, sizeof(float) * (n - c * 32));
+    }
+}
+"""
