@@ -166,7 +166,8 @@ def _same_run(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Settings that differ between a run directory and a request (steps may grow)."""
     keys = ("suite", "tasks", "seed", "sheet", "dynamics", "bimt")
     diff = [k for k in keys if json.dumps(old.get(k)) != json.dumps(new.get(k))]
-    ot = {k: v for k, v in old.get("training", {}).items() if k != "steps"}
+    ot = {"task_mode": "fixed",  # runs written before the field existed used the fixed mode
+          **{k: v for k, v in old.get("training", {}).items() if k != "steps"}}
     nt = {k: v for k, v in new.get("training", {}).items() if k != "steps"}
     if json.dumps(ot, sort_keys=True) != json.dumps(nt, sort_keys=True):
         diff.append("training")
@@ -198,7 +199,7 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
         preset = with_overrides(preset, {"training": {"steps": steps}}, "steps")
     tc = preset.training
     suite = load_suite(suite_name)
-    sampler = TrialSampler(suite.tasks, seed=seed, weights=suite.weights)
+    sampler = TrialSampler(suite.tasks, seed=seed, weights=suite.weights, mode=tc.task_mode)
     tasks = sampler.tasks  # canonical names (aliases resolved): the circuit's rule inputs
     config = resolved_config(preset, preset_name, suite_name, tasks, seed)
     if tc.threads:
@@ -245,7 +246,7 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
         _write_config(run_dir, config)  # records the (possibly larger) step count
     resumed_from = st.step
 
-    heldout = _heldout(tasks, tc.eval_trials, seed)
+    heldout = _heldout(tasks, tc.eval_trials, seed, tc.task_mode)
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
     t0 = time.perf_counter()
     bar = _progress(progress, st.step, tc.steps, run_dir.name)
@@ -319,10 +320,11 @@ def _last_ckpt_step(st: _State, tc: Any) -> int:
     return (st.step // tc.checkpoint_every) * tc.checkpoint_every
 
 
-def _heldout(tasks: tuple[str, ...], trials: int, seed: int) -> dict[str, Any]:
+def _heldout(tasks: tuple[str, ...], trials: int, seed: int,
+             mode: str = "fixed") -> dict[str, Any]:
     from neurosheet.rate.evaluation import heldout_batches
 
-    return heldout_batches(tasks, trials, SeedPlan(seed).validation)
+    return heldout_batches(tasks, trials, SeedPlan(seed).validation, mode=mode)
 
 
 def _evaluate(model: RateRNN, heldout: dict[str, Any], tasks: tuple[str, ...],
