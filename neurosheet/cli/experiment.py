@@ -51,12 +51,14 @@ def _run(args: argparse.Namespace) -> int:
     rows = run_experiment(args.design, args.out, args.size, args.executor, args.workers,
                           args.ray_address, on_done=line)
     failed = [r for r in rows if r.get("status") == "failed"]
+    busy = [r for r in rows if r.get("status") == "busy"]
     if args.json:
         print_json({"runs": [{k: r.get(k) for k in ("condition", "seed", "status", "final_test",
                                                       "error")} for r in rows]})
     else:
-        print(f"{len(rows) - len(failed)}/{len(rows)} runs finished in {args.out}; next: "
-              f"neurosheet experiment report {args.out}")
+        held = f" ({len(busy)} held by another runner)" if busy else ""
+        print(f"{len(rows) - len(failed) - len(busy)}/{len(rows)} runs finished in {args.out}"
+              f"{held}; next: neurosheet experiment report {args.out}")
     return 1 if failed else 0
 
 

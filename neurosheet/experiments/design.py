@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from neurosheet.core.presets import load_preset
 
 #: per-run numbers a claim may compare (see :mod:`neurosheet.experiments.metrics`)
-RUN_METRICS = ("final_test", "final_val", "auc", "steps_to_criterion", "budget_test",
+RUN_METRICS = ("final_test", "final_val", "auc", "steps_to_criterion", "budget_test", "gain_test",
                "compactness_z", "compactness_gap", "q_z", "within_fraction")
 #: validation numbers an arm may choose its condition (or pruning cut) by
 SELECTORS = ("auc", "final_val", "budget_val")
@@ -79,7 +79,7 @@ class Claim(_Strict):
     a: str = Field(description="arm or condition")
     b: str | None = Field(None, description="arm or condition (None: one-sample against 0)")
     metric: Literal["final_test", "final_val", "auc", "steps_to_criterion", "budget_test",
-                    "compactness_z", "compactness_gap", "q_z", "within_fraction"]
+                    "gain_test", "compactness_z", "compactness_gap", "q_z", "within_fraction"]
     margin: float = Field(0.0, description="supported when the interval's lower end is above "
                           "it; not supported when its upper end is at or below it")
     lower_is_better: bool = Field(False, description="compare b - a instead (e.g. steps)")

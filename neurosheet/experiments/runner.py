@@ -16,6 +16,7 @@ stream, the reported figure), pruning frontier and modularity where the conditio
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -89,11 +90,11 @@ def job_state(job: Job) -> str:
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    """Train (or resume) one job, evaluate it and write its result file; returns the result."""
-    from neurosheet import stages
-    from neurosheet.core.seeds import SeedPlan
-    from neurosheet.rate.config import load_model_preset, with_overrides
+    """Train (or resume) one job, evaluate it and write its result file; returns the result.
 
+    Several runners may share one folder: a job is locked (``<run_dir>.lock``, the pid) while
+    trained, and a runner skips jobs another live runner holds.
+    """
     design, _ = load_design(job.design_path)
     scale = design.scale(job.scale)
     cond = design.condition(job.condition)
@@ -101,6 +102,46 @@ def run_job(job: Job) -> dict[str, Any]:
     state = job_state(job)
     if state == "done":
         return {**json.loads(Path(job.result).read_text()), "status": "skipped"}
+    lock = _acquire(Path(job.run_dir + ".lock"))
+    if lock is None:  # another runner on the same folder trains it now
+        return {**asdict(job), "status": "busy"}
+    try:
+        if job_state(job) == "done":  # finished by another runner meanwhile
+            return {**json.loads(Path(job.result).read_text()), "status": "skipped"}
+        return _run_locked(job, design, scale, cond, settings, state)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _acquire(lock: Path) -> Path | None:
+    """Create ``lock`` holding our pid; None when a live process holds it (stale ones are taken)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+                os.kill(pid, 0)
+                return None  # alive
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except PermissionError:
+                return None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return lock
+    return None
+
+
+def _run_locked(job: Job, design: Design, scale: Scale, cond: Condition,
+                settings: dict[str, Any], state: str) -> dict[str, Any]:
+    """The body of :func:`run_job` once this process holds the job's lock."""
+    from neurosheet import stages
+    from neurosheet.core.seeds import SeedPlan
+    from neurosheet.rate.config import load_model_preset, with_overrides
+
     t0 = time.perf_counter()
     preset, _ = load_model_preset(cond.preset)
     preset = with_overrides(preset, settings["overrides"], f"condition {cond.name}")
@@ -130,6 +171,9 @@ def run_job(job: Job) -> dict[str, Any]:
         "test_trials": scale.test_trials, "val_trials": scale.eval_trials,
         "resumed_from": summary.resumed_from,
     }
+    result["untrained_test"] = untrained_test(preset, circuit.tasks, job.seed, scale.test_trials,
+                                              seeds, design.metric, design.task_mode)
+    result["gain_test"] = result["final_test"] - result["untrained_test"]
     if cond.prune_cuts is not None:
         result["frontier"] = frontier(circuit, cond.prune_cuts, scale.test_trials, seeds,
                                       design.metric, design.task_mode)
@@ -153,6 +197,18 @@ def steps_to(curve: dict[str, list], criterion: float) -> int | None:
     """First evaluated step whose validation accuracy reaches ``criterion`` (None: never)."""
     return next((s for s, a in zip(curve["steps"], curve["val"], strict=True) if a >= criterion),
                 None)
+
+
+def untrained_test(preset: Any, tasks: tuple[str, ...], seed: int, trials: int, seeds: Any,
+                   metric: str, mode: str) -> float:
+    """Test accuracy of the same network before training (the trainer's seeded initialization)."""
+    from neurosheet.rate.evaluation import evaluate_circuit
+    from neurosheet.rate.training import make_graph, make_model
+    from neurosheet.tasks import N_OBS, N_OUT
+
+    graph = make_graph(preset.sheet, N_OBS + len(tasks), N_OUT, seed)
+    circuit = make_model(preset, graph, seed).to_circuit(tasks)
+    return float(evaluate_circuit(circuit, tasks, trials, seeds.test, mode=mode)["mean"][metric])
 
 
 def _total_synapses(circuit: Any) -> int:
