@@ -136,7 +136,7 @@ def test_report_chooses_on_validation_and_judges_paired_differences(tmp_path):
     assert end["interval"]["sd"] == pytest.approx(np.std(diffs, ddof=1))
     assert end["verdict"] == "supported"
     assert claims["locality-matters-8"]["verdict"] == "not run"
-    paths, report = write_report(tmp_path)
+    paths, _ = write_report(tmp_path)
     text = paths["markdown"].read_text()
     assert "**supported**" in text and "95% t interval" in text
     assert paths["curves"].stat().st_size > 1000
