@@ -16,6 +16,7 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "resumes interrupted ones. `report` writes OUT/report.md, report.json and the figures, "
         "with a verdict per claim decided by its 95% interval.",
     )
+    O.add(p, "--json")  # also accepted before the action
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     r = actions.add_parser("run", help="train the design's runs (resumable)")
     r.add_argument("design", metavar="NAME|PATH", help="design name (see experiments/) or .toml")
@@ -24,10 +25,10 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     O.add(r, "--executor", default="process")
     O.add(r, "--workers", default=1)
     O.add(r, "--ray-address")
-    O.add(r, "--json")
+    O.add(r, "--json", default=argparse.SUPPRESS)
     rep = actions.add_parser("report", help="table, figures and verdicts of an experiment folder")
     rep.add_argument("dir", metavar="DIR", help="the folder `experiment run --out` wrote")
-    O.add(rep, "--json")
+    O.add(rep, "--json", default=argparse.SUPPRESS)
     return p
 
 

@@ -115,7 +115,8 @@ def judge(design: Design, results: Results) -> list[dict[str, Any]]:
                 (f"{claim.b} - {claim.a}" if claim.lower_is_better else f"{claim.a} - {claim.b}"))
         pct = f"{design.confidence:.0%}"
         summary = (f"{what} ({claim.metric}) = {_f(iv.mean)} [{_f(lo)}, {_f(hi)}] ({pct} "
-                   f"{design.interval} interval, {iv.n} seeds, paired); margin {claim.margin:g}"
+                   f"{design.interval} interval, {iv.n} seeds{', paired by seed' if claim.b else ''}); "
+                   f"margin {claim.margin:g}"
                    if iv.n else "no finished seeds")
         out.append({"name": claim.name, "statement": claim.statement, "a": claim.a,
                     "b": claim.b, "metric": claim.metric, "margin": claim.margin,
