@@ -57,7 +57,7 @@ def available_target(preferred: str = "auto", build_dir: str | Path | None = Non
         return "cython" if compiles else "numpy"
     if not compiles:
         raise NeurosheetError(
-            f"Brian2 target {preferred} needs a working C++ compiler; use --brian2-target numpy"
+            f"Brian2 target {preferred} needs a working C++ compiler; use target numpy", "target"
         )
     return preferred
 
