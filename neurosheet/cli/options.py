@@ -78,11 +78,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "radius": "--radius", "substeps": "--substeps", "rho_max": "--rho-max",
     "percentile": "--percentile", "steps": "--steps", "preset": "--preset", "suite": "--suite",
     "targets": "--targets", "backend": "--backend", "inputs": "--inputs", "out": "--out",
-<<<<<<< HEAD
-    "gate": "--gate", "scale": "--size", "executor": "--executor",
-=======
-    "gate": "--gate", "target": "--brian2-target",
->>>>>>> main
+    "gate": "--gate", "target": "--brian2-target", "size": "--size", "executor": "--executor",
 }
 
 

@@ -148,7 +148,7 @@ class Design(_Strict):
 
         if name not in self.scales:
             raise NeurosheetError(f"design {self.name!r} has no scale {name!r}; it has "
-                                  f"{', '.join(self.scales)}", "scale")
+                                  f"{', '.join(self.scales)}", "size")
         return self.scales[name]
 
     def conditions_at(self, scale: str) -> list[Condition]:
