@@ -294,8 +294,9 @@ def figures(design: Design, results: Results, table: list[dict[str, Any]],
     for x_key, ax, xlabel in (("density", axes[0], "recurrent density"),
                               ("synapses", axes[1], "recurrent synapses")):
         groups: dict[str, list[dict[str, Any]]] = {}
-        for r in main:
-            groups.setdefault(r["preset"], []).append(r)
+        for r in main:  # a density sweep is one line; a fixed-density condition one point
+            swept = design.condition(r["condition"]).density is not None
+            groups.setdefault(r["preset"] if swept else r["condition"], []).append(r)
         for preset, rows in groups.items():
             rows = sorted(rows, key=lambda r: r[x_key])
             xs = [r[x_key] for r in rows]
