@@ -211,3 +211,13 @@ def test_training_beats_the_untrained_network_by_a_wide_margin_on_every_seed(tmp
     _, report = write_report(tmp_path)
     claim = next(c for c in report["claims"] if c["name"] == "training-works")
     assert claim["verdict"] == "supported", claim["summary"]
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None,
+                    reason="ray is not installed (pip install 'neurosheet[ray]')")
+def test_ray_executor_runs_a_tiny_design(tmp_path):
+    from neurosheet.experiments.runner import run_experiment
+
+    rows = run_experiment("ci", tmp_path, "tiny", executor="ray", workers=2)
+    assert [r["status"] for r in rows] == ["trained"] * 4
+    assert len(list((tmp_path / "results").glob("*/s*.json"))) == 4

@@ -99,11 +99,14 @@ def judge(design: Design, results: Results) -> list[dict[str, Any]]:
     for i, claim in enumerate(design.claims):
         a = arm_values(design, design.arm(claim.a), claim.metric, results)
         b = arm_values(design, design.arm(claim.b), claim.metric, results) if claim.b else None
-        rows = []
+        rows, dropped = [], []
         for seed in sorted(a):
             va = a[seed]["value"]
             vb = None if b is None else b.get(seed, {}).get("value")
             if va is None or (b is not None and vb is None):
+                why = a[seed]["chosen"] if va is None else (b or {}).get(seed, {}).get(
+                    "chosen", "not finished")
+                dropped.append({"seed": seed, "why": why})
                 continue
             d = va if b is None else (vb - va if claim.lower_is_better else va - vb)
             rows.append({"seed": seed, "a": va, "b": vb, "diff": d, "a_chosen": a[seed]["chosen"],
@@ -120,8 +123,8 @@ def judge(design: Design, results: Results) -> list[dict[str, Any]]:
                    if iv.n else "no finished seeds")
         out.append({"name": claim.name, "statement": claim.statement, "a": claim.a,
                     "b": claim.b, "metric": claim.metric, "margin": claim.margin,
-                    "per_seed": rows, "interval": iv.as_dict(), "decided_by": design.interval,
-                    "verdict": v, "summary": summary})
+                    "per_seed": rows, "dropped": dropped, "interval": iv.as_dict(),
+                    "decided_by": design.interval, "verdict": v, "summary": summary})
     return out
 
 
@@ -251,6 +254,10 @@ def markdown(design: Design, table: list[dict[str, Any]], claims: list[dict[str,
             for s in c["per_seed"]:
                 lines.append(f"| {s['seed']} | {_f(s['a'])} | {_f(s['b'])} | {_f(s['diff'])} | "
                              f"{s['a_chosen']} | {s['b_chosen'] or '-'} |")
+            lines.append("")
+        for d in c.get("dropped", []):
+            lines.append(f"Seed {d['seed']} has no value and is left out: {d['why']}.")
+        if c.get("dropped"):
             lines.append("")
     if figures:
         lines += ["## Figures", ""] + [f"![{k}](plots/{Path(v).name})" for k, v in figures.items()]
