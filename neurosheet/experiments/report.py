@@ -323,7 +323,10 @@ def figures(design: Design, results: Results, table: list[dict[str, Any]],
             ys = [p["test"]["mean"] for p in r["frontier"]]
             es = [p["test"]["sd"] or 0.0 for p in r["frontier"]]
             ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=r["condition"])
-        ax.axvline(design.synapse_budget, color="grey", ls=":", lw=0.8)
+        ax.axvline(design.synapse_budget, color="grey", ls=":", lw=0.8,
+                   label=f"budget {design.synapse_budget:.0%}")
+        ticks = [0.05, 0.1, 0.2, 0.3, 0.5, 1.0]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set(xscale="log", xlabel="synapses kept (fraction of fully connected)",
                ylabel=f"test {design.metric} (± sample sd)",
                title="accuracy vs synapses over pruning cuts")
