@@ -1,4 +1,4 @@
-"""Build hook: ship the top-level preset folders (models/, tasks/, deploy/) inside the wheel.
+"""Build hook: ship the top-level preset folders (models/, tasks/, deploy/, experiments/) inside the wheel.
 
 The folders stay at the repository root so users edit them in place; at build time
 they are copied to ``neurosheet/_presets/<kind>/`` where :mod:`neurosheet.core.presets`
@@ -10,7 +10,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-PRESET_KINDS = ("models", "tasks", "deploy")
+PRESET_KINDS = ("models", "tasks", "deploy", "experiments")
 
 
 class BuildWithPresets(build_py):

@@ -98,17 +98,21 @@ def warn_if_unfinished(run: RunLike) -> str | None:
 def evaluate(run: RunLike, backend: str = "rate", *, tasks: Sequence[str] | None = None,
              trials: int = 64, seeds: SeedPlan = DEFAULT_SEEDS, conversion: Any = None,
              calibration_trials: int = 64, progress: bool = False,
-             circuit: Any = None, **options: Any) -> Evaluation:
+             circuit: Any = None, task_mode: str | None = None, **options: Any) -> Evaluation:
     """Held-out accuracy of the run's circuit simulated by ``backend`` (the 'test' seed stream).
 
     Every backend evaluated with the same ``trials`` and ``seeds`` sees the same trials.
+    ``task_mode`` (fixed/reference) defaults to the mode the run was trained with.
     """
     from neurosheet.spiking.evaluate import evaluate_backend
 
     run = RunDir(run)
     circuit = circuit if circuit is not None else load_circuit(run)
+    if task_mode is None:
+        config = run.read_config() if run.config_json.is_file() else {}
+        task_mode = config.get("training", {}).get("task_mode", "fixed")
     result = evaluate_backend(circuit, backend, tuple(tasks) if tasks else None, trials,
-                              seeds.test, run=run.path, conversion=conversion,
+                              seeds.test, task_mode=task_mode, run=run.path, conversion=conversion,
                               calibration_trials=calibration_trials, seed=seeds.model,
                               progress=progress, **options)
     return Evaluation.model_validate(result)

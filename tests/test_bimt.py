@@ -276,21 +276,40 @@ def _toy_accuracy(circuit) -> float:
         return float((model(u).logits[-1].argmax(-1) == y).float().mean())
 
 
-@pytest.mark.slow
-def test_bimt_wires_shorter_than_l1_at_same_accuracy_and_prunes_safely():
-    """Toy 4-task problem, N = 64, 1500 steps each (~10 s): the BIMT-vs-L1 claim in small."""
-    from neurosheet.rate.analysis import structure_metrics
+def _toy_rates(circuit) -> dict[str, np.ndarray]:
+    """Rates ``[T, B, N]`` of the toy network on 128 trials of each of its 4 tasks."""
+    model = RateRNN.from_circuit(circuit).eval()
+    rng = np.random.default_rng(7)
+    with torch.no_grad():
+        return {f"task{k}": model(_toy_batch(rng, 128, task=k)[0]).rates.numpy()
+                for k in range(4)}
 
-    l1 = _toy_train(BimtConfig(lam=0.1, locality=0.0, swap_every=0))
-    bimt = _toy_train(BimtConfig(lam=0.1, swap_every=100, swap_top_k=16))
-    acc_l1, acc_bimt = _toy_accuracy(l1), _toy_accuracy(bimt)
-    assert acc_bimt > 0.85 and acc_bimt > acc_l1 - 0.03
-    wire = {k: structure_metrics(c)["rec"]["wiring_length"] for k, c in (("l1", l1), ("bimt", bimt))}
-    assert wire["bimt"] < 0.8 * wire["l1"]
-    assert len(bimt.meta["bimt"]["swaps"]) == 15
-    pruned = prune_circuit(bimt, 0.05, relative=True)
-    assert pruned.graph.synapses < 0.5 * bimt.graph.synapses
-    assert _toy_accuracy(pruned) > acc_bimt - 0.02
+
+@pytest.mark.slow
+def test_bimt_modules_are_compact_beyond_a_permutation_null_and_l1s_are_not():
+    """Toy 4-task problem, N = 64, 1500 steps each: what the penalty does NOT guarantee.
+
+    The wiring cost shortens connections whatever the network computes; it says nothing about
+    whether units serving the same task sit together. Here the Yang-2019 task-variance clusters
+    of the BIMT network are compact on the sheet against 200 label permutations (one-sided 5%:
+    z > 1.645) and clearly more so than L1's, at equal accuracy. Measured (seed 0): BIMT
+    z = 2.19 (ratio 0.90), L1 z = -0.69, no regularization z = -0.76; accuracy 0.944 / 0.942.
+    """
+    from neurosheet.rate.analysis import anatomical_modularity, functional_clusters
+
+    z, acc, circuits = {}, {}, {}
+    for name, cfg in (("l1", BimtConfig(lam=0.1, locality=0.0, swap_every=0)),
+                      ("bimt", BimtConfig(lam=0.1, swap_every=100, swap_top_k=16))):
+        circuit = circuits[name] = _toy_train(cfg)
+        acc[name] = _toy_accuracy(circuit)
+        clusters = functional_clusters(_toy_rates(circuit), seed=0)
+        report = anatomical_modularity(circuit, clusters, "manhattan", n_perm=200, seed=0)
+        z[name] = report["spatial"]["pooled"]["z"]
+    assert acc["bimt"] > 0.85 and acc["bimt"] > acc["l1"] - 0.03, acc
+    assert z["bimt"] > 1.645, z
+    assert z["bimt"] > z["l1"] + 1.5, z
+    pruned = prune_circuit(circuits["bimt"], 0.05, relative=True)
+    assert _toy_accuracy(pruned) > acc["bimt"] - 0.02
 
 
 def test_regularizer_state_round_trip():

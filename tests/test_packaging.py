@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ("models", "tasks", "deploy")
+KINDS = ("models", "tasks", "deploy", "experiments")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_installed_wheel_resolves_presets_by_name(wheel, tmp_path):
     code = (
         "import json, neurosheet; from neurosheet.core.presets import list_presets;"
         "print(json.dumps({'file': neurosheet.__file__,"
-        " 'presets': {k: sorted(list_presets(k)) for k in ('models', 'tasks', 'deploy')}}))"
+        " 'presets': {k: sorted(list_presets(k)) for k in ('models', 'tasks', 'deploy', 'experiments')}}))"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "train": "train a rate RNN on a task suite (resumes an interrupted run)",
     "evaluate": "per-task accuracy of a trained run on held-out trials",
     "sweep": "train presets x densities x seeds and compare learning curves",
+    "experiment": "run a design file (experiments/) and report its claims with intervals",
     "simulate": "simulate a trained circuit as spiking neurons on the same graph",
     "export": "export the spiking circuit as a NIR graph",
     "budget": "synapse budget of a circuit on hardware targets",

@@ -65,6 +65,10 @@ FLAGS: dict[str, dict[str, Any]] = {
     "--k-max": {"type": positive_int, "help": "largest number of clusters tried (default %(default)s)"},
     "--threads": {"type": positive_int, "help": "torch threads per process (default %(default)s)"},
     "--workers": {"type": positive_int, "help": "parallel runs (default %(default)s)"},
+    "--size": {"metavar": "NAME", "help": "which of the experiment design's scales to run: "
+               "small (this machine) or paper (N = 1024, >= 5 seeds, full length: a GPU or a "
+               "Ray cluster) (default %(default)s)"},
+    "--ray-address": {"help": "Ray cluster address (default: start a local Ray)"},
     "--scale": {"type": non_negative, "help": "wiring kernel sigma/lambda (gaussian/exponential)"},
 }
 
@@ -75,7 +79,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "percentile": "--percentile", "steps": "--steps", "preset": "--preset", "suite": "--suite",
     "targets": "--targets", "backend": "--backend", "inputs": "--inputs", "out": "--out",
     "gate": "--gate", "target": "--brian2-target", "plot": "--plot", "save": "--save",
-    "nir": "--nir",
+    "nir": "--nir", "size": "--size", "executor": "--executor",
 }
 
 

@@ -41,7 +41,7 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     O.add(p, "--executor", default="process")
     O.add(p, "--workers", default=2)
     O.add(p, "--threads", default=1)
-    p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
+    O.add(p, "--ray-address")
     p.add_argument("--criterion", type=float,
                    help="accuracy for steps-to-criterion in the table (default: presets' own)")
     O.add(p, "--json")

@@ -1,4 +1,4 @@
-"""Find and validate the user-editable TOML presets (models/, tasks/, deploy/).
+"""Find and validate the user-editable TOML presets (models/, tasks/, deploy/, experiments/).
 
 A preset is named either by a path to a ``.toml`` file or by its stem. Names are looked
 up first in the source checkout's top-level folder (so edits there take effect at once),
@@ -16,8 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from neurosheet.core.errors import NeurosheetError
 
-PresetKind = Literal["models", "tasks", "deploy"]
-KINDS: tuple[PresetKind, ...] = ("models", "tasks", "deploy")
+PresetKind = Literal["models", "tasks", "deploy", "experiments"]
+KINDS: tuple[PresetKind, ...] = ("models", "tasks", "deploy", "experiments")
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the neurosheet package
 
 M = TypeVar("M", bound=BaseModel)

@@ -53,6 +53,7 @@ class Evaluation(_Result):
     backend: str
     trials: int = Field(description="held-out trials per task")
     seed: int = Field(description="seed of the held-out trials (the 'test' stream)")
+    task_mode: str = Field("fixed", description="trial generator: fixed or reference")
     per_task: dict[str, Scores]
     mean: Scores
 

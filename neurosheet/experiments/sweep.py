@@ -127,27 +127,38 @@ def run_sweep(jobs: list[SweepJob], backend: str = "process", workers: int = 2,
               ray_address: str | None = None,
               on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run ``jobs`` with ``backend``; rows come back in job order."""
+    return run_tasks(_safe, jobs, backend, workers, ray_address, on_done)
+
+
+def run_tasks(fn: Callable[[Any], dict[str, Any]], jobs: list[Any], backend: str = "process",
+              workers: int = 2, ray_address: str | None = None,
+              on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """``fn(job)`` for every job in local processes or Ray tasks; rows come back in job order.
+
+    ``fn`` must be a module-level function (it is pickled to the workers) that turns its
+    own errors into rows.
+    """
     if backend not in BACKENDS:
         raise NeurosheetError(f"unknown sweep backend {backend!r}; use {' or '.join(BACKENDS)}")
     if workers < 1:
         raise NeurosheetError(f"workers must be >= 1, got {workers}")
     if backend == "ray":
-        return _run_ray(jobs, workers, ray_address, on_done)
-    return _run_pool(jobs, workers, on_done)
+        return _run_ray(fn, jobs, workers, ray_address, on_done)
+    return _run_pool(fn, jobs, workers, on_done)
 
 
-def _run_pool(jobs: list[SweepJob], workers: int,
+def _run_pool(fn: Callable[[Any], dict[str, Any]], jobs: list[Any], workers: int,
               on_done: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
     rows: dict[int, dict[str, Any]] = {}
     if workers == 1:
         for i, job in enumerate(jobs):
-            rows[i] = _safe(job)
+            rows[i] = fn(job)
             if on_done:
                 on_done(rows[i])
         return [rows[i] for i in range(len(jobs))]
     # spawn: a forked torch process can deadlock in its thread pools
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        pending = {pool.submit(_safe, job): i for i, job in enumerate(jobs)}
+        pending = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -158,7 +169,8 @@ def _run_pool(jobs: list[SweepJob], workers: int,
     return [rows[i] for i in range(len(jobs))]
 
 
-def _run_ray(jobs: list[SweepJob], workers: int, address: str | None,
+def _run_ray(fn: Callable[[Any], dict[str, Any]], jobs: list[Any], workers: int,
+             address: str | None,
              on_done: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
     try:
         import ray
@@ -182,7 +194,7 @@ def _run_ray(jobs: list[SweepJob], workers: int, address: str | None,
         ray.init(**kwargs)
         started = True
     try:
-        remote = ray.remote(num_cpus=1)(_safe)
+        remote = ray.remote(num_cpus=1)(fn)
         refs = {remote.remote(job): i for i, job in enumerate(jobs)}
         rows: dict[int, dict[str, Any]] = {}
         while refs:
@@ -227,7 +239,9 @@ def aggregate(rows: list[dict[str, Any]], criterion: float | None = None) -> lis
             "density": float(np.mean([r["density"] for r in group])),
             "seeds": [r["seed"] for r in group], "metric": metric,
             "final_mean": float(np.mean([r["final"][metric] for r in group])),
-            "final_std": float(np.std([r["final"][metric] for r in group])),
+            # sample standard deviation (ddof = 1): the spread of seeds, not of this sample
+            "final_std": (float(np.std([r["final"][metric] for r in group], ddof=1))
+                          if len(group) > 1 else None),
             "auc": float(np.mean([np.mean(r["curve"]["acc"]) for r in group])),
             "steps_to_criterion": reached,
             "reached": f"{len(hit)}/{len(group)}",
@@ -245,9 +259,13 @@ def format_table(table: list[dict[str, Any]], criterion: float | None = None) ->
     for t in table:
         steps = ", ".join("-" if s is None else str(s) for s in t["steps_to_criterion"])
         lines.append(f"{Path(t['preset']).stem:<16}{t['density']:>9.2%}{len(t['seeds']):>6}"
-                     f"{t['final_mean']:>12.3f}{t['final_std']:>7.3f}{t['auc']:>7.3f}"
+                     f"{t['final_mean']:>12.3f}{_fmt(t['final_std']):>7}{t['auc']:>7.3f}"
                      f"{t['reached']:>9}  {steps}")
     return "\n".join(lines)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def write_results(out_dir: str | Path, rows: list[dict[str, Any]],

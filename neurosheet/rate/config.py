@@ -91,6 +91,9 @@ class TrainingConfig(_Strict):
     criterion: float = Field(0.8, gt=0, le=1, description="accuracy for steps-to-criterion")
     criterion_metric: Literal["step_accuracy", "trial_success", "yang_success"] = "step_accuracy"
     threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch default)")
+    task_mode: Literal["fixed", "reference"] = Field(
+        "fixed", description="trial generator: 'fixed' (default) or 'reference' (the reference "
+        "code's quirks, docs/modcog.md); used for training and the held-out trials")
 
 
 class ModelPreset(_Strict):

@@ -53,14 +53,16 @@ def rate_backend(circuit: Circuit, substeps: int | None = None, device: str = "c
 
 
 def heldout_batches(tasks: tuple[str, ...], trials: int, seed: int,
-                    rule_inputs: tuple[str, ...] | None = None) -> dict[str, Any]:
+                    rule_inputs: tuple[str, ...] | None = None,
+                    mode: str = "fixed") -> dict[str, Any]:
     """A fixed set of ``trials`` held-out trials per task (same seed -> same trials).
 
-    ``rule_inputs``: the rule channels the network was trained with (default ``tasks``).
+    ``rule_inputs``: the rule channels the network was trained with (default ``tasks``);
+    ``mode``: the task generator ('fixed' or 'reference'), as in training.
     """
     from neurosheet.tasks import TrialSampler
 
-    sampler = TrialSampler(tasks, seed=seed, rule_inputs=rule_inputs)
+    sampler = TrialSampler(tasks, seed=seed, rule_inputs=rule_inputs, mode=mode)
     return {name: sampler.sample_task(name, trials) for name in sampler.tasks}
 
 
@@ -94,17 +96,18 @@ def check_tasks(circuit: Circuit, tasks: tuple[str, ...]) -> tuple[str, ...]:
 
 def evaluate_circuit(circuit: Circuit, tasks: tuple[str, ...], trials: int = 64,
                      seed: int = 0, logits_fn: LogitsFn | None = None,
-                     backend: str = "rate", **options: Any) -> dict[str, Any]:
+                     backend: str = "rate", mode: str = "fixed",
+                     **options: Any) -> dict[str, Any]:
     """Score ``logits_fn`` (default: the rate model) on held-out trials of ``tasks``.
 
-    The trials depend only on ``(tasks, trials, seed)``, so every backend given the same three
-    is scored on the same trials.
+    The trials depend only on ``(tasks, trials, seed, mode)``, so every backend given the same
+    four is scored on the same trials.
     """
     tasks = check_tasks(circuit, tasks)
     fn = logits_fn if logits_fn is not None else RateBackend(**options).logits_fn(circuit)
-    batches = heldout_batches(tasks, trials, seed, rule_inputs=circuit.tasks)
+    batches = heldout_batches(tasks, trials, seed, rule_inputs=circuit.tasks, mode=mode)
     result = score_batches(fn, batches, tasks)
-    result.update(backend=backend, trials=trials, seed=seed)
+    result.update(backend=backend, trials=trials, seed=seed, task_mode=mode)
     return result
 
 

@@ -324,7 +324,8 @@ def _same_run(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     keys = ("suite", "tasks", "seed", "sheet", "dynamics", "bimt")
     diff = [k for k in keys if json.dumps(old.get(k)) != json.dumps(new.get(k))]
     free = {"steps", "checkpoint_every", "checkpoint_seconds"}  # bookkeeping, not the result
-    ot = {k: v for k, v in old.get("training", {}).items() if k not in free}
+    ot = {"task_mode": "fixed",  # runs written before the field existed used the fixed mode
+          **{k: v for k, v in old.get("training", {}).items() if k not in free}}
     nt = {k: v for k, v in new.get("training", {}).items() if k not in free}
     if json.dumps(ot, sort_keys=True) != json.dumps(nt, sort_keys=True):
         diff.append("training")
@@ -399,7 +400,7 @@ def train_session(run_dir: str | Path, preset: ModelPreset | str | Path, suite_n
         preset = with_overrides(preset, {"training": {"steps": steps}}, "steps")
     tc = preset.training
     suite = load_suite(suite_name)
-    sampler = TrialSampler(suite.tasks, seed=seed, weights=suite.weights)
+    sampler = TrialSampler(suite.tasks, seed=seed, weights=suite.weights, mode=tc.task_mode)
     tasks = sampler.tasks  # canonical names (aliases resolved): the circuit's rule inputs
     config = resolved_config(preset, preset_name, suite_name, tasks, seed)
     check_training_fits(preset)
@@ -475,7 +476,7 @@ def _train(run_dir: Path, preset: ModelPreset, tc: Any, sampler: Any, tasks: tup
                                                     "target_steps": tc.steps})
     resumed_from = st.step
 
-    heldout = _heldout(tasks, tc.eval_trials, seed)
+    heldout = _heldout(tasks, tc.eval_trials, seed, tc.task_mode)
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
     t0 = time.perf_counter()
     bar = _progress(progress, st.step, tc.steps, run_dir.name)
@@ -596,10 +597,11 @@ def _last_ckpt_step(st: _State, tc: Any) -> int:
     return st.last_checkpoint
 
 
-def _heldout(tasks: tuple[str, ...], trials: int, seed: int) -> dict[str, Any]:
+def _heldout(tasks: tuple[str, ...], trials: int, seed: int,
+             mode: str = "fixed") -> dict[str, Any]:
     from neurosheet.rate.evaluation import heldout_batches
 
-    return heldout_batches(tasks, trials, SeedPlan(seed).validation)
+    return heldout_batches(tasks, trials, SeedPlan(seed).validation, mode=mode)
 
 
 def _evaluate(model: RateRNN, heldout: dict[str, Any], tasks: tuple[str, ...],

@@ -57,7 +57,8 @@ def backend_logits_fn(name: str, circuit: Circuit, *, run: str | Path | None = N
 
 
 def evaluate_backend(circuit: Circuit, name: str = "rate", tasks: tuple[str, ...] | None = None,
-                     trials: int = 64, trial_seed: int = 0, **kwargs: Any) -> dict[str, Any]:
+                     trials: int = 64, trial_seed: int = 0, task_mode: str = "fixed",
+                     **kwargs: Any) -> dict[str, Any]:
     """Held-out accuracy of ``circuit`` run by backend ``name`` (per task and mean).
 
     ``trial_seed`` is the seed of the held-out trials; ``kwargs`` go to
@@ -69,7 +70,7 @@ def evaluate_backend(circuit: Circuit, name: str = "rate", tasks: tuple[str, ...
     kwargs.setdefault("seed", 0)
     fn = backend_logits_fn(name, circuit, **kwargs)
     return evaluate_circuit(circuit, tasks or circuit.tasks, trials, trial_seed, logits_fn=fn,
-                            backend=name)
+                            backend=name, mode=task_mode)
 
 
 def compare(spiking: dict[str, Any], rate: dict[str, Any]) -> dict[str, Any]:
