@@ -46,4 +46,10 @@ def run(args: argparse.Namespace) -> int:
           f"{m['step_accuracy']:.3f}, yang success {m['yang_success']:.3f}")
     crit = result.steps_to_criterion
     print(f"steps to criterion: {crit if crit is not None else 'not reached'}")
+    spec = result.init_spectrum
+    if spec:
+        o = spec["outlier"]
+        print(f"initial recurrent spectrum: radius {spec['spectral_radius']:.3f}, largest "
+              f"eigenvalue {o['real']:.3f}{o['imag']:+.3f}i, bulk ~{spec['bulk_radius_estimate']:.3f}"
+              f", uniform mode {spec['uniform_mode']:.3f}")
     return 0

@@ -29,6 +29,12 @@ import scipy.sparse as sp
 from scipy.optimize import brentq
 
 from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.populations import (
+    PairScales,
+    check_types,
+    ei_pairs_within,
+    ei_radius_for_density,
+)
 from neurosheet.graph.sheet import Sheet
 from neurosheet.graph.sheetgraph import SheetGraph, csr_from_edges
 
@@ -57,6 +63,8 @@ def build_graph(
     self_connections: bool = True,
     fixed_fan_in: bool = False,
     seed: int | None = 0,
+    types: np.ndarray | None = None,
+    pair_scales: PairScales | None = None,
 ) -> SheetGraph:
     """Wire ``sheet`` with ``rule`` (see module docstring); returns the shared graph type.
 
@@ -68,6 +76,10 @@ def build_graph(
         self_connections: keep autapses (the diagonal).
         fixed_fan_in: ``random`` only: every neuron gets the same number of inputs.
         seed: seed of the random rules; the same seed gives the same edges.
+        types: E/I type per neuron (+1/-1, :func:`neurosheet.graph.populations.assign_types`),
+            recorded in the graph; None for unconstrained neurons.
+        pair_scales: ``radius`` rule with ``types``: radius multiplier per pair type
+            (pre->post); a target density then sets the base radius of all four.
     """
     if rule not in RULES:
         raise NeurosheetError(f"unknown wiring rule {rule!r}; use one of {', '.join(RULES)}")
@@ -81,11 +93,27 @@ def build_graph(
         raise NeurosheetError(f"p0 must be in (0, 1], got {p0}")
 
     n = sheet.n
+    if types is not None:
+        types = check_types(types, n)
+    scales = pair_scales if pair_scales is not None else PairScales()
+    if not scales.uniform and (types is None or rule != "radius"):
+        raise NeurosheetError("per-pair-type radii need neuron types and the radius rule",
+                              "pair_scales")
     meta: dict[str, Any] = {"rule": rule, "allow_self": self_connections, "seed": seed}
     if density is not None:
         meta["target_density"] = density
 
-    if rule == "radius":
+    if rule == "radius" and not scales.uniform:
+        if (radius is None) == (density is None):
+            raise NeurosheetError("the radius rule needs exactly one of radius or density")
+        if radius is None:
+            radius = ei_radius_for_density(sheet, types, density, scales,  # type: ignore[arg-type]
+                                           self_connections)
+        post, pre = ei_pairs_within(sheet, types, radius, scales, self_connections)  # type: ignore[arg-type]
+        meta["radius"] = radius
+        meta["pair_radius"] = dict(zip(("E->E", "E->I", "I->E", "I->I"),
+                                       (radius * s for s in scales.as_tuple()), strict=True))
+    elif rule == "radius":
         if (radius is None) == (density is None):
             raise NeurosheetError("the radius rule needs exactly one of radius or density")
         if radius is None:
@@ -112,7 +140,7 @@ def build_graph(
 
     adjacency = csr_from_edges(post, pre, (n, n))
     meta["density"] = adjacency.nnz / float(n) ** 2
-    return SheetGraph(sheet, adjacency, meta=meta)
+    return SheetGraph(sheet, adjacency, meta=meta, types=types)
 
 
 # --------------------------------------------------------------------- radius
