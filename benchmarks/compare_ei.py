@@ -4,8 +4,8 @@ Arms (each a model preset plus sheet overrides, trained per seed into ``--out/<a
 resuming runs already there):
 
     free      models/demo (unconstrained), radius mask at ``--density``
-    ei-local  models/demo-ei: 20% inhibitory, I axons 0.75x as long, base radius at ``--density``
     ei-same   models/demo-ei with every pair type at one radius: the free arm's exact graph
+    ei-local  models/demo-ei: 20% inhibitory, I axons 0.75x as long, base radius at ``--density``
 
 Per run: held-out step accuracy / trial success on ``--trials`` test trials per task (the
 'test' stream of seed 0, so every run is scored on the same trials), steps to criterion from
@@ -13,7 +13,7 @@ the learning curve, the initial spectrum and the sign violations of the saved ci
 markdown table (mean +- sd over seeds, Welch t vs free) and writes ``compare_ei.json``. The run
 recorded in docs/results.md::
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/compare_ei.py --suite demo --steps 2000 \
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/compare_ei.py --suite demo --steps 1500 \
         --seeds 0 1 2 --out runs/compare-ei
 """
 
@@ -38,8 +38,8 @@ from neurosheet.rate.training import train
 
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "free": ("demo", {}),
-    "ei-local": ("demo-ei", {}),
     "ei-same": ("demo-ei", {"ie_scale": 1.0, "ii_scale": 1.0}),
+    "ei-local": ("demo-ei", {}),
 }
 
 
@@ -114,7 +114,7 @@ def table(rows: list[dict[str, Any]], steps: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--suite", default="demo")
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--density", type=float, default=0.140625,

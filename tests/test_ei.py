@@ -324,3 +324,32 @@ def test_any_sign_target_fits_both_and_report_shows_counts(tmp_path):
     md = budget_markdown(budget_report(free, load_target("brainscales2")))
     assert "## Signs (Dale's law)" in md and "Splitting every mixed-sign neuron" in md
     assert "per row" in comparison_markdown([budget_report(ei, load_target("brainscales2"))])
+
+
+# ------------------------------------------------------------------ the sheet command
+def test_cli_sheet_inhibitory(tmp_path, capsys):
+    from neurosheet.cli import main
+
+    path = tmp_path / "g.npz"
+    rc = main(["sheet", "--n", "144", "--density", "0.15", "--inhibitory", "0.2",
+               "--pair-scales", "1,1,0.75,0.75", "--save", str(path), "--json",
+               "--plot", str(tmp_path / "s.png")])
+    assert rc == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["populations"]["inhibitory"] == 29 and s["populations"]["excitatory"] == 115
+    assert sum(s["populations"]["pair_synapses"].values()) == s["synapses"]
+    assert s["pair_radius"]["I->E"] == pytest.approx(0.75 * s["pair_radius"]["E->E"])
+    g = SheetGraph.load(path)
+    assert int((g.types < 0).sum()) == 29 and (tmp_path / "s.png").stat().st_size > 0
+    # random placement follows the seed
+    main(["sheet", "--n", "144", "--inhibitory", "0.2", "--placement", "random", "--seed", "1",
+          "--save", str(tmp_path / "r1.npz")])
+    main(["sheet", "--n", "144", "--inhibitory", "0.2", "--placement", "random", "--seed", "2",
+          "--save", str(tmp_path / "r2.npz")])
+    capsys.readouterr()
+    t1, t2 = (SheetGraph.load(tmp_path / f"r{k}.npz").types for k in (1, 2))
+    assert not np.array_equal(t1, t2)
+    assert main(["sheet", "--n", "16", "--inhibitory", "1.5"]) == 2
+    assert "--inhibitory" in capsys.readouterr().err
+    assert main(["sheet", "--n", "16", "--inhibitory", "0.2", "--pair-scales", "1,1"]) == 2
+    assert "--pair-scales" in capsys.readouterr().err
