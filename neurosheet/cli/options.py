@@ -172,6 +172,7 @@ def add_conversion(p: argparse.ArgumentParser) -> None:
 
 
 def conversion_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`ConversionConfig` the conversion flags describe."""
     from neurosheet.spiking.conversion import ConversionConfig
 
     return ConversionConfig(substeps=args.substeps, rho_max=args.rho_max,
@@ -179,6 +180,7 @@ def conversion_from_args(args: argparse.Namespace) -> Any:
 
 
 def seeds_from_args(args: argparse.Namespace) -> Any:
+    """The run's :class:`SeedPlan` from ``--seed``."""
     from neurosheet.core.seeds import SeedPlan
 
     return SeedPlan(args.seed)
@@ -187,6 +189,13 @@ def seeds_from_args(args: argparse.Namespace) -> Any:
 def comma_list(text: str) -> tuple[str, ...]:
     """``a,b,c`` -> ``("a", "b", "c")`` (blank items dropped)."""
     return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def spiking_backend_names() -> tuple[str, ...]:
+    """Names of the registered spiking simulators (for flag choices and option groups)."""
+    from neurosheet.spiking.registry import backend_names
+
+    return backend_names("spiking")
 
 
 def progress(args: argparse.Namespace) -> bool:

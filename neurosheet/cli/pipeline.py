@@ -27,7 +27,7 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     O.add(p, "--gate", default="error")
     O.add(p, "--no-progress")
     O.add(p, "--json")
-    O.add_backend_options(p, backend_names("spiking"))
+    O.add_backend_options(p, O.spiking_backend_names())
     return p
 
 
@@ -66,9 +66,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"fits: {', '.join(fits) if fits else 'no target'}")
     print(f"report: {Path(args.out) / 'index.md'}")
     return 0
-
-
-def backend_names(kind: str) -> tuple[str, ...]:
-    from neurosheet.spiking.registry import backend_names as names
-
-    return names(kind)  # type: ignore[arg-type]
