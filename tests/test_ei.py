@@ -147,7 +147,8 @@ def _tiny_ei(**sheet: object) -> ModelPreset:
     }, "tiny")
 
 
-def test_trained_ei_circuit_keeps_every_sign_in_every_file(tmp_path):
+def test_trained_ei_circuit_keeps_every_sign_in_every_file(tmp_path, monkeypatch):
+    import neurosheet.rate.training as training
     from neurosheet.rate.training import load_checkpoint, train
     from neurosheet.spiking.backends.brian2 import Brian2Backend
     from neurosheet.spiking.backends.snntorch import SnntorchBackend
@@ -155,6 +156,18 @@ def test_trained_ei_circuit_keeps_every_sign_in_every_file(tmp_path):
     from neurosheet.spiking.nir import read_nir, write_nir
     from neurosheet.spiking.persist import calibration_batch
 
+    checked = []
+    step = training._train_step
+
+    def step_and_check(st, tc, device):  # after every optimizer step, in the live model
+        loss = step(st, tc, device)
+        m = st.model
+        assert _all_signs_ok(m.graph, m.rec.values.detach().numpy(),
+                             m.out.values.detach().numpy())
+        checked.append(st.step)
+        return loss
+
+    monkeypatch.setattr(training, "_train_step", step_and_check)
     run = tmp_path / "ei"
     preset = _tiny_ei()
     first = None
@@ -169,6 +182,7 @@ def test_trained_ei_circuit_keeps_every_sign_in_every_file(tmp_path):
         if first is None:
             first = c.w_rec.copy()
     assert not np.array_equal(first, c.w_rec)  # it did train
+    assert checked == list(range(12))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["init_spectrum"]["sign_violations"] == 0
     assert summary["populations"]["inhibitory"] == 7
@@ -187,6 +201,9 @@ def test_trained_ei_circuit_keeps_every_sign_in_every_file(tmp_path):
     assert sign_violations(g.types, pre, w_sn) == 0
     assert np.array_equal(np.sign(w_sn), np.sign(c.w_rec))
     # Brian2: the weights held by its Synapses object
+    from brian2 import BrianLogger
+
+    BrianLogger.suppress_name("unused_brian_object")  # we read the weights without running
     objs = Brian2Backend.network(spiking, spiking.drive(batch.inputs[:, :1]), 1)
     syn = objs["net"]["sheet_syn"]
     w_b2 = np.asarray(syn.w[:], dtype=np.float64)
