@@ -56,7 +56,7 @@ def train(run: RunLike, preset: Any = "demo", suite: Any = "demo", *, seed: int 
     plot_learning_curves(run)
     return TrainSummary(run_dir=str(run), preset=source, steps=result.steps,
                         final=result.final["mean"], steps_to_criterion=result.steps_to_criterion,
-                        resumed_from=result.resumed_from)
+                        resumed_from=result.resumed_from, init_spectrum=result.init_spectrum)
 
 
 def plot_learning_curves(run: RunLike) -> Path | None:

@@ -174,6 +174,13 @@ def _summary(r: dict) -> str:
             lines.append(f"locality probe     {pr['cores']} tiles: sheet tiling "
                          f"{pr['tiling_crossing_fraction']:.2%}, random "
                          f"{pr['random_crossing_fraction']:.2%} (fits one core)")
+    sg = r.get("signs")
+    if sg:
+        st = sg["structure"]
+        mixed = st.get("mixed_neurons")
+        lines.append(f"signs              {sg['text']}"
+                     + (f"; mixed-sign neurons {mixed}" if mixed is not None else "")
+                     + (f" (rule: {sg['rule'].replace('_', ' ')})" if sg["rule"] else ""))
     q = r["quantization"]
     acc = q["accuracy"]
     if q.get("status") != "quantized":

@@ -70,6 +70,14 @@ FLAGS: dict[str, dict[str, Any]] = {
                "Ray cluster) (default %(default)s)"},
     "--ray-address": {"help": "Ray cluster address (default: start a local Ray)"},
     "--scale": {"type": non_negative, "help": "wiring kernel sigma/lambda (gaussian/exponential)"},
+    # E/I populations (Dale's law)
+    "--inhibitory": {"type": float, "help": "fraction of inhibitory neurons in [0, 1): E/I "
+                     "types, every outgoing weight keeps its neuron's sign (default: none)"},
+    "--placement": {"choices": ("interleaved", "random"), "help": "where the inhibitory neurons "
+                    "sit: spread evenly, or random from the seed (default %(default)s)"},
+    "--pair-scales": {"metavar": "EE,EI,IE,II", "help": "radius rule with --inhibitory: radius "
+                      "of each pair type (pre->post) as a multiple of the base radius, e.g. "
+                      "1,1,0.75,0.75 for more local inhibitory axons (default 1,1,1,1)"},
 }
 
 #: library parameter name -> CLI flag (errors raised with the parameter are reported as flags)
@@ -80,6 +88,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "targets": "--targets", "backend": "--backend", "inputs": "--inputs", "out": "--out",
     "gate": "--gate", "target": "--brian2-target", "plot": "--plot", "save": "--save",
     "nir": "--nir", "size": "--size", "executor": "--executor",
+    "inhibitory": "--inhibitory", "placement": "--placement", "pair_scales": "--pair-scales",
 }
 
 

@@ -27,6 +27,9 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--fixed-fan-in", action="store_true",
                    help="random rule: give every neuron the same fan-in")
     O.add(p, "--seed", default=0)
+    O.add(p, "--inhibitory")
+    O.add(p, "--placement", default="interleaved")
+    O.add(p, "--pair-scales")
     O.add(p, "--plot")
     p.add_argument("--neuron", type=int, help="neuron whose wiring the plot shows (default: centre)")
     p.add_argument("--save", metavar="PATH", help="save the graph (.npz)")
@@ -53,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
     check_graph_fits(args.n, args.rule, density=density, radius=args.radius, scale=args.scale,
                      p0=args.p0, self_connections=not args.no_self)
     sheet = make_sheet(args.n, args.layout, periodic=args.periodic, seed=args.seed)
+    types, scales = _populations(args, sheet)
     graph = build_graph(sheet, args.rule, density=density, radius=args.radius, scale=args.scale,
                         p0=args.p0, self_connections=not args.no_self,
-                        fixed_fan_in=args.fixed_fan_in, seed=args.seed)
+                        fixed_fan_in=args.fixed_fan_in, seed=args.seed, types=types,
+                        pair_scales=scales)
     if args.n_inputs or args.n_outputs:
         from neurosheet.graph.projections import input_projection, readout_projection
 
@@ -84,6 +89,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _populations(args: argparse.Namespace, sheet: object) -> tuple[object, object]:
+    """E/I types (seeded from the SeedPlan's model stream) and per-pair radius scales."""
+    from neurosheet.core.errors import NeurosheetError
+
+    scales = None
+    if args.pair_scales is not None:
+        from neurosheet.graph.populations import PairScales
+
+        try:
+            values = [float(v) for v in args.pair_scales.split(",")]
+        except ValueError:
+            values = []
+        if len(values) != 4:
+            raise NeurosheetError(f"pair scales need 4 numbers EE,EI,IE,II, got "
+                                  f"{args.pair_scales!r}", "pair_scales")
+        scales = PairScales(*values)
+    if args.inhibitory is None:
+        return None, scales
+    from neurosheet.core.seeds import SeedPlan
+    from neurosheet.graph.populations import assign_types
+
+    types = assign_types(sheet, args.inhibitory, args.placement,  # type: ignore[arg-type]
+                         SeedPlan(args.seed).model)
+    return types, scales
+
+
 def _table(s: dict) -> str:
     lines = [
         f"neurons            {s['n']}",
@@ -98,6 +129,14 @@ def _table(s: dict) -> str:
     ]
     if s["input_synapses"] or s["readout_synapses"]:
         lines.append(f"input / readout    {s['input_synapses']} / {s['readout_synapses']} synapses")
+    pops = s.get("populations")
+    if pops:
+        pairs = ", ".join(f"{k} {v}" for k, v in pops["pair_synapses"].items())
+        lines.append(f"E / I neurons      {pops['excitatory']} / {pops['inhibitory']}")
+        lines.append(f"synapses by pair   {pairs}")
+        if "pair_radius" in s:
+            radii = ", ".join(f"{k} {v:.3g}" for k, v in s["pair_radius"].items())
+            lines.append(f"radius by pair     {radii}")
     for key in ("saved", "plot"):
         if key in s:
             lines.append(f"{key:<19}{s[key]}")

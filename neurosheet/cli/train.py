@@ -21,6 +21,7 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     O.add(p, "--seed", default=0)
     O.add(p, "--density")
     O.add(p, "--n")
+    O.add(p, "--inhibitory")
     O.add(p, "--device", default="auto")
     p.add_argument("--restart", action="store_true",
                    help="ignore an existing checkpoint in --out and start over")
@@ -32,7 +33,8 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from neurosheet import stages
 
-    sheet = {k: v for k, v in (("density", args.density), ("n", args.n)) if v is not None}
+    sheet = {k: v for k, v in (("density", args.density), ("n", args.n),
+                               ("inhibitory", args.inhibitory)) if v is not None}
     result = stages.train(args.out, args.preset, args.suite, seed=args.seed, steps=args.steps,
                           device=args.device, progress=O.progress(args),
                           resume=not args.restart, overrides={"sheet": sheet} if sheet else None)
@@ -46,4 +48,10 @@ def run(args: argparse.Namespace) -> int:
           f"{m['step_accuracy']:.3f}, yang success {m['yang_success']:.3f}")
     crit = result.steps_to_criterion
     print(f"steps to criterion: {crit if crit is not None else 'not reached'}")
+    spec = result.init_spectrum
+    if spec:
+        o = spec["outlier"]
+        print(f"initial recurrent spectrum: radius {spec['spectral_radius']:.3f}, largest "
+              f"eigenvalue {o['real']:.3f}{o['imag']:+.3f}i, bulk ~{spec['bulk_radius_estimate']:.3f}"
+              f", uniform mode {spec['uniform_mode']:.3f}")
     return 0

@@ -78,6 +78,8 @@ class TrainSummary(_Result):
     final: dict[str, Any] = Field(description="mean held-out scores at the last step")
     steps_to_criterion: int | None = None
     resumed_from: int = 0
+    init_spectrum: dict[str, Any] | None = Field(
+        None, description="recurrent spectrum of the initial weights (radius, outlier)")
 
 
 class SpikeCountSummary(_Result):

@@ -68,11 +68,18 @@ def input_projection(sheet: Sheet, n_inputs: int, region: str = "all") -> Projec
     return Projection(mask, _border_positions(sheet, n_inputs, "left"), region)
 
 
-def readout_projection(sheet: Sheet, n_outputs: int, region: str = "all") -> Projection:
-    """``[n_outputs, N]`` projection: every output unit reads every neuron of ``region``."""
+def readout_projection(sheet: Sheet, n_outputs: int, region: str = "all",
+                       only: np.ndarray | None = None) -> Projection:
+    """``[n_outputs, N]`` projection: every output unit reads every neuron of ``region``
+    (restricted to the boolean selection ``only`` when given, e.g. the excitatory neurons)."""
     if n_outputs <= 0:
         raise NeurosheetError(f"number of outputs must be positive, got {n_outputs}")
     members = region_members(sheet, region)
+    if only is not None:
+        members = members[np.asarray(only, dtype=bool)[members]]
+        if members.size == 0:
+            raise NeurosheetError(f"no selected neuron in readout region {region!r}",
+                                  "readout_region")
     rows = np.repeat(np.arange(n_outputs), members.size)
     cols = np.tile(members, n_outputs)
     mask = sp.csr_array((np.ones(rows.size, bool), (rows, cols)), shape=(n_outputs, sheet.n))
@@ -80,9 +87,17 @@ def readout_projection(sheet: Sheet, n_outputs: int, region: str = "all") -> Pro
 
 
 def attach_projections(graph: SheetGraph, n_inputs: int, n_outputs: int,
-                       input_region: str = "all", readout_region: str = "all") -> SheetGraph:
-    """The graph with input and readout projections attached."""
+                       input_region: str = "all", readout_region: str = "all",
+                       excitatory_readout: bool = False) -> SheetGraph:
+    """The graph with input and readout projections attached (the readout from the excitatory
+    neurons only when ``excitatory_readout``, which needs E/I types)."""
+    only = None
+    if excitatory_readout:
+        if graph.types is None:
+            raise NeurosheetError("an excitatory-only readout needs E/I neuron types "
+                                  "(inhibitory > 0)", "excitatory_readout")
+        only = graph.types > 0
     return graph.with_projections(
         input_projection(graph.sheet, n_inputs, input_region),
-        readout_projection(graph.sheet, n_outputs, readout_region),
+        readout_projection(graph.sheet, n_outputs, readout_region, only),
     )

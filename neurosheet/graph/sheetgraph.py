@@ -13,7 +13,9 @@ File format (``.npz``, written atomically): ``format="neurosheet.graph"``, ``ver
 ``fingerprint`` (SHA-256 of the structure), the sheet arrays under ``sheet.*``, the
 adjacency under ``adj.indptr``/``adj.indices``/``adj.shape``, optional projections under
 ``in.*``/``out.*`` (same CSR fields plus ``positions`` of the external units and
-``region``), and ``meta`` (JSON: the rule and its parameters).
+``region``), optional ``types`` (int8, +1 excitatory / -1 inhibitory per neuron, see
+:mod:`neurosheet.graph.populations`; part of the fingerprint) and ``meta`` (JSON: the rule and
+its parameters).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import scipy.sparse as sp
 
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.io import read_npz, write_npz
+from neurosheet.graph.populations import EXCITATORY, INHIBITORY, check_types, pair_counts
 from neurosheet.graph.sheet import Sheet
 
 FORMAT = "neurosheet.graph"
@@ -103,13 +106,18 @@ class Projection:
 
 @dataclass(frozen=True, eq=False)
 class SheetGraph:
-    """Neurons on a sheet plus their sparse recurrent wiring (and optional projections)."""
+    """Neurons on a sheet plus their sparse recurrent wiring (and optional projections).
+
+    ``types`` (optional) is each neuron's sign, +1 excitatory / -1 inhibitory (Dale's law);
+    None means unconstrained neurons.
+    """
 
     sheet: Sheet
     adjacency: sp.csr_array
     inputs: Projection | None = None
     readout: Projection | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    types: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.sheet.n
@@ -118,6 +126,8 @@ class SheetGraph:
                 f"adjacency shape {self.adjacency.shape} does not match the sheet's {n} neurons"
             )
         object.__setattr__(self, "adjacency", canonical_csr(self.adjacency, (n, n)))
+        if self.types is not None:
+            object.__setattr__(self, "types", check_types(self.types, n))
         if self.inputs is not None and self.inputs.shape[0] != n:
             raise NeurosheetError(f"input projection has {self.inputs.shape[0]} rows, expected {n}")
         if self.readout is not None and self.readout.shape[1] != n:
@@ -165,6 +175,26 @@ class SheetGraph:
         post, pre = self.edges()
         return self.sheet.distance(pre, post, metric)
 
+    @property
+    def signed(self) -> bool:
+        """True when the neurons have E/I types (every outgoing weight keeps its type's sign)."""
+        return self.types is not None
+
+    def population_summary(self) -> dict[str, Any]:
+        """E and I counts and synapses per pair type (pre->post); empty for untyped neurons."""
+        if self.types is None:
+            return {}
+        post, pre = self.edges()
+        out: dict[str, Any] = {
+            "excitatory": int(np.count_nonzero(self.types == EXCITATORY)),
+            "inhibitory": int(np.count_nonzero(self.types == INHIBITORY)),
+            "pair_synapses": pair_counts(self.types, post, pre),
+        }
+        if self.readout is not None:
+            _, rpre = self.readout.edges()
+            out["readout_from_inhibitory"] = int(np.count_nonzero(self.types[rpre] < 0))
+        return out
+
     def projection_synapses(self) -> dict[str, int]:
         return {
             "input": self.inputs.synapses if self.inputs is not None else 0,
@@ -197,6 +227,7 @@ class SheetGraph:
                 "periodic": self.sheet.periodic,
             },
             **{k: v for k, v in self.meta.items() if k not in ("n",)},
+            **({"populations": self.population_summary()} if self.types is not None else {}),
         }
 
     # ----------------------------------------------------------------- torch
@@ -246,7 +277,7 @@ class SheetGraph:
 
     def with_projections(self, inputs: Projection | None, readout: Projection | None) -> SheetGraph:
         """A copy of this graph with the given input/readout projections."""
-        return SheetGraph(self.sheet, self.adjacency, inputs, readout, dict(self.meta))
+        return SheetGraph(self.sheet, self.adjacency, inputs, readout, dict(self.meta), self.types)
 
     def _structure_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"sheet.{k}": v for k, v in self.sheet.to_arrays().items()}
@@ -257,6 +288,8 @@ class SheetGraph:
             arrays.update(self.inputs.to_arrays("in"))
         if self.readout is not None:
             arrays.update(self.readout.to_arrays("out"))
+        if self.types is not None:  # absent for untyped graphs: their fingerprints are unchanged
+            arrays["types"] = np.asarray(self.types, dtype=np.int8)
         return arrays
 
     def save(self, path: str | Path) -> Path:
@@ -283,7 +316,8 @@ class SheetGraph:
             inputs = Projection.from_arrays(arrays, "in") if "in.shape" in arrays else None
             readout = Projection.from_arrays(arrays, "out") if "out.shape" in arrays else None
             meta = json.loads(str(arrays["meta"]))
-            graph = cls(sheet, adj, inputs, readout, meta)
+            types = np.asarray(arrays["types"]) if "types" in arrays else None
+            graph = cls(sheet, adj, inputs, readout, meta, types)
         except (KeyError, ValueError, NeurosheetError) as exc:
             raise NeurosheetError(f"{path}: damaged graph file ({exc})") from None
         stored = str(arrays["fingerprint"])

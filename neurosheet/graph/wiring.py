@@ -31,6 +31,12 @@ from scipy.optimize import brentq
 
 from neurosheet.core.errors import NeurosheetError, NeurosheetWarning
 from neurosheet.core.seeds import MAX_STREAM_SEED, check_seed
+from neurosheet.graph.populations import (
+    PairScales,
+    check_types,
+    ei_pairs_within,
+    ei_radius_for_density,
+)
 from neurosheet.graph.sheet import SHEET_BYTES_PER_NEURON, Sheet
 from neurosheet.graph.sheetgraph import SheetGraph, csr_from_edges
 
@@ -116,6 +122,8 @@ def build_graph(
     self_connections: bool = True,
     fixed_fan_in: bool = False,
     seed: int | None = 0,
+    types: np.ndarray | None = None,
+    pair_scales: PairScales | None = None,
 ) -> SheetGraph:
     """Wire ``sheet`` with ``rule`` (see module docstring); returns the shared graph type.
 
@@ -127,6 +135,10 @@ def build_graph(
         self_connections: keep autapses (the diagonal).
         fixed_fan_in: ``random`` only: every neuron gets the same number of inputs.
         seed: seed of the random rules; the same seed gives the same edges.
+        types: E/I type per neuron (+1/-1, :func:`neurosheet.graph.populations.assign_types`),
+            recorded in the graph; None for unconstrained neurons.
+        pair_scales: ``radius`` rule with ``types``: radius multiplier per pair type
+            (pre->post); a target density then sets the base radius of all four.
     """
     if rule not in RULES:
         raise NeurosheetError(f"unknown wiring rule {rule!r}; use one of {', '.join(RULES)}")
@@ -144,11 +156,27 @@ def build_graph(
     n = sheet.n
     check_graph_fits(n, rule, density=density, radius=radius, scale=scale, p0=p0,
                      self_connections=self_connections, cell_area=sheet.area / n)
+    if types is not None:
+        types = check_types(types, n)
+    scales = pair_scales if pair_scales is not None else PairScales()
+    if not scales.uniform and (types is None or rule != "radius"):
+        raise NeurosheetError("per-pair-type radii need neuron types and the radius rule",
+                              "pair_scales")
     meta: dict[str, Any] = {"rule": rule, "allow_self": self_connections, "seed": seed}
     if density is not None:
         meta["target_density"] = density
 
-    if rule == "radius":
+    if rule == "radius" and not scales.uniform:
+        if (radius is None) == (density is None):
+            raise NeurosheetError("the radius rule needs exactly one of radius or density")
+        if radius is None:
+            radius = ei_radius_for_density(sheet, types, density, scales,  # type: ignore[arg-type]
+                                           self_connections)
+        post, pre = ei_pairs_within(sheet, types, radius, scales, self_connections)  # type: ignore[arg-type]
+        meta["radius"] = radius
+        meta["pair_radius"] = dict(zip(("E->E", "E->I", "I->E", "I->I"),
+                                       (radius * s for s in scales.as_tuple()), strict=True))
+    elif rule == "radius":
         if (radius is None) == (density is None):
             raise NeurosheetError("the radius rule needs exactly one of radius or density")
         if radius is None:
@@ -177,7 +205,7 @@ def build_graph(
     meta["density"] = adjacency.nnz / float(n) ** 2
     if density is not None:
         _warn_off_target(rule, density, meta["density"], n)
-    return SheetGraph(sheet, adjacency, meta=meta)
+    return SheetGraph(sheet, adjacency, meta=meta, types=types)
 
 
 class DensityWarning(NeurosheetWarning):

@@ -14,6 +14,8 @@ the target's limits, never from estimates:
 - synaptic operations per trial = sum over neurons of spikes x actual fan-out (edges, not a
   dense matrix), from per-neuron spike counts the caller passes in (a spiking simulation);
   energy = synops x the target's energy per synaptic op where it publishes one;
+- signs: the circuit's sign structure (mixed-sign neurons) against the target's sign rule,
+  and what splitting mixed-sign neurons would cost (:mod:`neurosheet.hardware.signs`);
 - a verdict: fits / does not fit, naming the first limit broken.
 
 Readout units are counted as synapse targets (fan-out, synops) but not placed on cores:
@@ -40,6 +42,7 @@ from neurosheet.hardware.partition import (
     random_partition,
 )
 from neurosheet.hardware.quantize import quantize_circuit
+from neurosheet.hardware.signs import sign_check
 from neurosheet.hardware.targets import Target, ceil_div
 
 AccuracyFn = Callable[[Circuit], float]
@@ -158,6 +161,15 @@ def budget_report(
     check("max fan-out per neuron", counts["fan_out"]["max"], "max_fan_out",
           target.limit("max_fan_out"), note="recurrent + readout synapses")
 
+    signs = sign_check(circuit, target.sign_rule)
+    if signs["fits"] is not None and not (target.sign_rule and target.sign_rule.any_sign):
+        rule = target.sign_rule
+        check(f"mixed-sign neurons ({rule.rule.replace('_', ' ')} sign)",  # type: ignore[union-attr]
+              signs["structure"]["mixed_neurons"], None, 0, ok=signs["fits"],
+              note=f"{signs['text']}; source: "
+              + "; ".join(target.sources[k.strip()] for k in rule.source.split(","))  # type: ignore[union-attr]
+              + f" [{rule.status}]")  # type: ignore[union-attr]
+
     cores = partitions = None
     loads: dict[str, CoreLoads] = {}
     if target.recurrent:
@@ -175,6 +187,7 @@ def budget_report(
                                       accuracy_fn if target.recurrent else None, accuracy_cache,
                                       accuracy_label),
         "activity": _activity(graph, target, spikes, loads),
+        "signs": signs,
         "checks": checks,
         "uncertain_figures": {k: target.citation(k)
                               for k, f in target.figures().items() if f.uncertain},

@@ -27,6 +27,7 @@ from neurosheet.core.presets import (
     unknown_name_message,
     validate,
 )
+from neurosheet.hardware.signs import SignRule
 
 Status = Literal["verified", "secondary", "unverified", "derived", "unknown"]
 UNCERTAIN: frozenset[str] = frozenset({"unverified", "unknown"})
@@ -130,6 +131,8 @@ class Target(BaseModel):
     weight_bits: Figure[int]
     weight_sign_extra: bool = False
     energy_per_synop_pj: Figure[float] | None = None
+    sign_rule: SignRule | None = Field(
+        None, description="where a synapse's sign lives (neurosheet.hardware.signs)")
     notes: list[str] = Field(default_factory=list)
     sources: dict[str, str] = Field(min_length=1)
 
@@ -139,6 +142,11 @@ class Target(BaseModel):
             for key in (k.strip() for k in fig.source.split(",")):
                 if key not in self.sources:
                     raise ValueError(f"{path}.source {key!r} is not a key of the [sources] table")
+        if self.sign_rule is not None:
+            for key in (k.strip() for k in self.sign_rule.source.split(",")):
+                if key not in self.sources:
+                    raise ValueError(f"sign_rule.source {key!r} is not a key of the [sources] "
+                                     "table")
         for path in ("neurons_per_core", "cores_per_chip"):
             fig = getattr(self, path)
             if fig.value is None or fig.value < 1:

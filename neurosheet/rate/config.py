@@ -34,6 +34,15 @@ class SheetConfig(_Strict):
     fixed_fan_in: bool = False
     input_region: str = "all"
     readout_region: str = "all"
+    inhibitory: float = Field(0.0, ge=0, lt=1, description="fraction of inhibitory neurons "
+                              "(> 0: E/I types and Dale's law on every outgoing weight)")
+    placement: Literal["interleaved", "random"] = Field(
+        "interleaved", description="where the inhibitory neurons sit (random: model seed)")
+    ee_scale: float = Field(1.0, gt=0, description="radius rule: E->E radius / base radius")
+    ei_scale: float = Field(1.0, gt=0, description="radius rule: E->I radius / base radius")
+    ie_scale: float = Field(1.0, gt=0, description="radius rule: I->E radius / base radius")
+    ii_scale: float = Field(1.0, gt=0, description="radius rule: I->I radius / base radius")
+    excitatory_readout: bool = Field(False, description="read out from E neurons only")
 
     @model_validator(mode="after")
     def _one_size(self) -> SheetConfig:
@@ -41,6 +50,11 @@ class SheetConfig(_Strict):
             raise ValueError("the radius rule needs exactly one of radius or density")
         if self.rule in ("gaussian", "exponential", "random") and self.density is None:
             raise ValueError(f"the {self.rule} rule needs a density")
+        scales = (self.ee_scale, self.ei_scale, self.ie_scale, self.ii_scale)
+        if scales != (1.0, 1.0, 1.0, 1.0) and (self.inhibitory == 0 or self.rule != "radius"):
+            raise ValueError("per-pair-type radius scales need inhibitory > 0 and the radius rule")
+        if self.excitatory_readout and self.inhibitory == 0:
+            raise ValueError("excitatory_readout needs inhibitory > 0")
         return self
 
 
@@ -55,6 +69,8 @@ class DynamicsConfig(_Strict):
     rec_noise: float = Field(0.05, ge=0)
     in_noise: float = Field(0.0, ge=0)
     kernel: Literal["auto", "csr", "dense"] = "auto"
+    ei_balance: bool = Field(True, description="E/I sheets: each neuron's E and I init input "
+                             "cancel (no outlier eigenvalue), then spectral radius = gain")
     train_substeps: list[int] | None = Field(
         None, description="draw each training batch's sub-steps from this list (evaluation "
         "and the saved circuit use `substeps`): trains a discretization-robust model")

@@ -161,12 +161,16 @@ class RateRNN(nn.Module):
         noise: ``auto`` draws the noise from the compiled counter-based stream where it is
             available (both engines, so they see the same numbers), ``torch`` from
             ``torch.randn`` (the stream of a machine without a compiler).
+        ei_balance: graphs with E/I types: balance each row's E and I init (:mod:`.dale`).
+
+    A graph with E/I types makes every outgoing weight sign-constrained (:mod:`.dale`).
     """
 
     def __init__(self, graph: SheetGraph, params: RateParams | None = None, *,
                  gain: float = 1.0, rec_noise: float = 0.0, in_noise: float = 0.0,
                  seed: int = 0, weights: dict[str, np.ndarray] | None = None,
-                 kernel: str = "auto", engine: str = "auto", noise: str = "auto") -> None:
+                 kernel: str = "auto", engine: str = "auto", noise: str = "auto",
+                 ei_balance: bool = True) -> None:
         super().__init__()
         if graph.inputs is None or graph.readout is None:
             raise NeurosheetError("the rate model needs a graph with input and readout projections")
@@ -186,7 +190,7 @@ class RateRNN(nn.Module):
         self.in_noise = in_noise
         self.act = _ACT[self.params.activation]
         gen = torch.Generator().manual_seed(seed)
-        w = weights or init_weights(graph, gain, gen)
+        w = weights or init_weights(graph, gain, gen, ei_balance)
         self.rec = RecurrentWeights(graph, _tensor(w["w_rec"]), kernel)
         ip, iq = graph.inputs.edges()
         self.inp = SparseLinear(ip, iq, graph.inputs.shape, _tensor(w["w_in"]))
@@ -194,6 +198,10 @@ class RateRNN(nn.Module):
         self.out = SparseLinear(op, oq, graph.readout.shape, _tensor(w["w_out"]))
         self.b_rec = nn.Parameter(_tensor(w["b_rec"]))
         self.b_out = nn.Parameter(_tensor(w["b_out"]))
+        if graph.types is not None:  # Dale's law: `values` read through a sign parametrization
+            from neurosheet.rate.dale import constrain
+
+            constrain(self)
 
     @property
     def n_inputs(self) -> int:
@@ -312,14 +320,27 @@ class RateRNN(nn.Module):
         return torch.stack(rates)
 
 
-def init_weights(graph: SheetGraph, gain: float, gen: torch.Generator) -> dict[str, np.ndarray]:
-    """Gaussian weights scaled by each neuron's *actual* fan-in (so sparse ~ dense dynamics)."""
+def init_weights(graph: SheetGraph, gain: float, gen: torch.Generator,
+                 ei_balance: bool = True) -> dict[str, np.ndarray]:
+    """Gaussian weights scaled by each neuron's *actual* fan-in (so sparse ~ dense dynamics);
+    on an E/I graph the recurrent and readout weights follow Dale's law (:mod:`.dale`)."""
     def scaled(mask: Any, g: float) -> np.ndarray:
         fan_in = np.maximum(np.diff(mask.indptr), 1)
         post = np.repeat(np.arange(mask.shape[0]), np.diff(mask.indptr))
         z = torch.randn(mask.nnz, generator=gen).numpy()
         return (g * z / np.sqrt(fan_in[post])).astype(np.float32)
 
+    if graph.types is not None:
+        from neurosheet.rate.dale import balanced_init
+
+        signed = balanced_init(graph, gain, gen, ei_balance)
+        return {
+            "w_rec": signed["w_rec"],
+            "w_in": scaled(graph.inputs.mask, 1.0),  # type: ignore[union-attr]
+            "b_rec": np.zeros(graph.n, np.float32),
+            "w_out": signed["w_out"],
+            "b_out": np.zeros(graph.readout.shape[0], np.float32),  # type: ignore[union-attr]
+        }
     return {
         "w_rec": scaled(graph.adjacency, gain),
         "w_in": scaled(graph.inputs.mask, 1.0),  # type: ignore[union-attr]

@@ -37,6 +37,7 @@ from neurosheet.core.paths import check_writable_dir
 from neurosheet.core.presets import format_validation_error
 from neurosheet.core.seeds import SeedPlan, check_seed
 from neurosheet.graph.circuit import RateParams, save_run_circuit
+from neurosheet.graph.populations import PairScales, assign_types
 from neurosheet.graph.projections import attach_projections
 from neurosheet.graph.sheet import make_sheet
 from neurosheet.graph.sheetgraph import SheetGraph
@@ -61,6 +62,7 @@ class TrainResult:
     final: dict[str, Any]
     steps_to_criterion: int | None
     resumed_from: int
+    init_spectrum: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------- building
@@ -68,13 +70,18 @@ def make_graph(cfg: SheetConfig, n_inputs: int, n_outputs: int, seed: int) -> Sh
     """The sheet, its wiring and the I/O projections described by ``cfg``."""
     sheet = make_sheet(cfg.n, cfg.layout, periodic=cfg.periodic, seed=seed)
     uses_density = cfg.rule in ("radius", "gaussian", "exponential", "random")
+    types = (assign_types(sheet, cfg.inhibitory, cfg.placement, SeedPlan(seed).model)
+             if cfg.inhibitory > 0 else None)
     graph = build_graph(
         sheet, cfg.rule,
         density=cfg.density if uses_density and cfg.radius is None else None,
         radius=cfg.radius if cfg.rule == "radius" else None,
         self_connections=cfg.self_connections, fixed_fan_in=cfg.fixed_fan_in, seed=seed,
+        types=types, pair_scales=PairScales(cfg.ee_scale, cfg.ei_scale, cfg.ie_scale,
+                                            cfg.ii_scale),
     )
-    return attach_projections(graph, n_inputs, n_outputs, cfg.input_region, cfg.readout_region)
+    return attach_projections(graph, n_inputs, n_outputs, cfg.input_region, cfg.readout_region,
+                              cfg.excitatory_readout)
 
 
 def make_model(preset: ModelPreset, graph: SheetGraph, seed: int) -> RateRNN:
@@ -82,7 +89,7 @@ def make_model(preset: ModelPreset, graph: SheetGraph, seed: int) -> RateRNN:
     d = preset.dynamics
     params = RateParams(d.activation, d.tau_ms, d.dt_ms, d.substeps)
     return RateRNN(graph, params, gain=d.gain, rec_noise=d.rec_noise, in_noise=d.in_noise,
-                   seed=seed, kernel=d.kernel)
+                   seed=seed, kernel=d.kernel, ei_balance=d.ei_balance)
 
 
 def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -319,9 +326,26 @@ def _write_config(run_dir: Path, config: dict[str, Any]) -> None:
     write_text(rundir.RunDir(run_dir).config_toml, header + to_toml(toml_data))
 
 
+def _with_new_defaults(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with settings added since it was written taking their defaults (E/I fields), so
+    a run directory from before them still resumes."""
+    from neurosheet.rate.config import DynamicsConfig, SheetConfig
+
+    out = dict(old)
+    for key, cls in (("sheet", SheetConfig), ("dynamics", DynamicsConfig)):
+        if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+            added = {f: cls.model_fields[f].default for f in new[key]
+                     if f not in old[key] and f in cls.model_fields}
+            # keep the new order of keys so the JSON comparison is order-independent
+            out[key] = {f: {**old[key], **added}.get(f) for f in new[key]} | {
+                f: v for f, v in old[key].items() if f not in new[key]}
+    return out
+
+
 def _same_run(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Settings that differ between a run directory and a request (steps may grow)."""
     keys = ("suite", "tasks", "seed", "sheet", "dynamics", "bimt")
+    old = _with_new_defaults(old, new)
     diff = [k for k in keys if json.dumps(old.get(k)) != json.dumps(new.get(k))]
     free = {"steps", "checkpoint_every", "checkpoint_seconds"}  # bookkeeping, not the result
     ot = {"task_mode": "fixed",  # runs written before the field existed used the fixed mode
@@ -439,6 +463,7 @@ def _train(run_dir: Path, preset: ModelPreset, tc: Any, sampler: Any, tasks: tup
     ckpt_path = rundir.RunDir(run_dir).checkpoint
     graph = make_graph(preset.sheet, sampler.n_inputs, N_OUT, seed)
     model = make_model(preset, graph, seed)
+    init_spectrum = _init_spectrum(model)  # of the seed's init, also when resuming
     noise = torch.Generator(device=device).manual_seed(seed)
     if payload is not None:
         if payload["graph_fingerprint"] != graph.fingerprint():
@@ -525,7 +550,14 @@ def _train(run_dir: Path, preset: ModelPreset, tc: Any, sampler: Any, tasks: tup
         metrics.close()
         bar.close()
     return _finish(run_dir, model, heldout, tasks, tc, st.step, resumed_from, device,
-                   time.perf_counter() - t0, st.bimt)
+                   time.perf_counter() - t0, st.bimt, init_spectrum)
+
+
+def _init_spectrum(model: RateRNN) -> dict[str, Any]:
+    """The recurrent spectrum of the initial weights (Dale inits must be checked on it)."""
+    from neurosheet.rate.dale import spectrum
+
+    return spectrum(model.graph, model.rec.values.detach().cpu().numpy())
 
 
 def _train_step(st: _State, tc: Any, device: str) -> float:
@@ -643,7 +675,8 @@ def _progress(enabled: bool, start: int, total: int, name: str) -> Any:
 
 def _finish(run_dir: Path, model: RateRNN, heldout: dict[str, Any], tasks: tuple[str, ...],
             tc: Any, step: int, resumed_from: int, device: str,
-            wall_s: float, bimt: BimtRegularizer | None = None) -> TrainResult:
+            wall_s: float, bimt: BimtRegularizer | None = None,
+            init_spectrum: dict[str, Any] | None = None) -> TrainResult:
     """Final evaluation and summary (and the pruned circuit for BIMT); the stage plots the curves."""
     records = rundir.read_metrics(run_dir)
     final = _evaluate(model, heldout, tasks, device)
@@ -657,10 +690,12 @@ def _finish(run_dir: Path, model: RateRNN, heldout: dict[str, Any], tasks: tuple
         "synapses": model.graph.synapses, "density": model.graph.density,
         "kernel": model.rec.kernel,
         "resumed_from": resumed_from, "session_wall_s": wall_s,
+        "init_spectrum": init_spectrum,
+        **({"populations": model.graph.population_summary()} if model.graph.signed else {}),
         **({"bimt_mode": bimt.config.mode, "swap_passes": len(bimt.history)} if bimt else {}),
         **({"pruned": pruned} if pruned else {}),
     })
-    return TrainResult(run_dir, step, final, reached, resumed_from)
+    return TrainResult(run_dir, step, final, reached, resumed_from, init_spectrum)
 
 
 def _prune(run_dir: Path, model: RateRNN, heldout: dict[str, Any], tasks: tuple[str, ...],

@@ -94,6 +94,7 @@ def budget_markdown(r: dict[str, Any], chart: str | None = None) -> str:
     elif r["verdict"]["first_broken"] == "recurrent sheet supported":
         lines += ["## Cores and partition", "", "Not computed: the target cannot host a "
                   "recurrent sheet.", ""]
+    lines += _signs_markdown(r.get("signs"))
     q = r["quantization"]
     acc = q["accuracy"]
     lines += ["## Weight quantization", ""]
@@ -154,6 +155,40 @@ def budget_markdown(r: dict[str, Any], chart: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _signs_markdown(signs: dict[str, Any] | None) -> list[str]:
+    """The sign section: the target's rule and source, the circuit's mixed-sign neurons, cost."""
+    if not signs:
+        return []
+    st = signs["structure"]
+    lines = ["## Signs (Dale's law)", ""]
+    if signs["rule"] is None:
+        lines += [f"{signs['text']}.", ""]
+    else:
+        lines += [f"Sign rule of the target: **{signs['rule'].replace('_', ' ')}** "
+                  f"({signs['note']}) [{signs['status']}]. Verdict: **{signs['text']}**.", ""]
+    if st.get("known"):
+        lines += ["| neurons whose outgoing weights are | count |", "|---|---|",
+                  f"| all positive (excitatory) | {_fmt(st['excitatory_neurons'])} |",
+                  f"| all negative (inhibitory) | {_fmt(st['inhibitory_neurons'])} |",
+                  f"| mixed-sign | {_fmt(st['mixed_neurons'])} |",
+                  f"| all zero | {_fmt(st['silent_neurons'])} |", ""]
+        cost = st.get("split_cost")
+        if cost and st["mixed_neurons"]:
+            lines += [f"Splitting every mixed-sign neuron into an excitatory and an inhibitory "
+                      f"copy: +{_fmt(cost['extra_neurons'])} neurons, "
+                      f"+{_fmt(cost['extra_synapses'])} synapses "
+                      f"({_fmt(cost['extra_recurrent_synapses'])} recurrent + "
+                      f"{_fmt(cost['extra_input_synapses'])} input, the copies' inputs); "
+                      f"a per-row target needs +{_fmt(cost['extra_rows'])} synapse rows "
+                      "instead.", ""]
+        if st.get("typed"):
+            lines += [f"E/I types recorded in the graph; weights breaking them: "
+                      f"{_fmt(st.get('type_violations', 0))}.", ""]
+    else:
+        lines += [f"Sign structure: {st.get('note', 'unknown')}.", ""]
+    return lines
+
+
 def comparison_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One summary row per target (the comparison of several targets)."""
     rows = []
@@ -173,6 +208,10 @@ def comparison_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "accuracy_quantized": acc["quantized"], "accuracy_delta": acc["delta"],
             "synops_per_trial": (act.get("synops_per_trial") or {}).get("total"),
             "energy_per_trial_uj": act.get("energy_per_trial_uj"),
+            "sign_rule": (r.get("signs") or {}).get("rule"),
+            "sign_fits": (r.get("signs") or {}).get("fits"),
+            "mixed_sign_neurons": ((r.get("signs") or {}).get("structure") or {}).get(
+                "mixed_neurons"),
         })
     return rows
 
@@ -187,8 +226,9 @@ def comparison_markdown(reports: Sequence[dict[str, Any]], chart: str | None = N
                   f"recurrent + {_fmt(r0['synapses']['input'])} input + "
                   f"{_fmt(r0['synapses']['readout'])} readout synapses.", ""]
     lines += ["| target | verdict | cores | chips | binding | crossing: tiling / random | "
-              "weight bits | quantized accuracy (change) | synops/trial | energy/trial |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "weight bits | quantized accuracy (change) | synops/trial | energy/trial | "
+              "signs: rule, mixed-sign neurons |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for w in rows:
         acc = ("not evaluated" if w["accuracy_quantized"] is None else
                f"{_pct(w['accuracy_quantized'])} ({100 * w['accuracy_delta']:+.1f})")
@@ -201,11 +241,19 @@ def comparison_markdown(reports: Sequence[dict[str, Any]], chart: str | None = N
         lines.append(
             f"| {w['target']} | {w['verdict']} | {_fmt(w['cores'])} | {_fmt(w['chips'])} | "
             f"{_fmt(w['binding'])} | {crossing} | {_fmt(w['weight_bits'])} | {acc} | "
-            f"{_fmt(w['synops_per_trial'])} | {energy} |")
+            f"{_fmt(w['synops_per_trial'])} | {energy} | {_sign_cell(w)} |")
     lines.append("")
     if chart:
         lines += [f"![comparison]({chart})", ""]
     return "\n".join(lines)
+
+
+def _sign_cell(w: dict[str, Any]) -> str:
+    if w.get("sign_rule") is None:
+        return "not stated"
+    mixed = "?" if w.get("mixed_sign_neurons") is None else _fmt(w["mixed_sign_neurons"])
+    ok = {True: "fits", False: "**does not fit**", None: "unknown"}[w.get("sign_fits")]
+    return f"{w['sign_rule'].replace('_', ' ')}, {mixed} ({ok})"
 
 
 def write_budget(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:

@@ -176,10 +176,17 @@ class SpikingCircuit:
             "synapses": self.synapses,
             "gate": None if self.gate is None else {**asdict(self.gate), "passed": self.gate.passed},
             "notes": list(self.notes),
+            **({"dale": dale} if (dale := _dale(self)) is not None else {}),
         }
 
 
 # --------------------------------------------------------------------------- helpers
+def _dale(spiking: SpikingCircuit) -> dict[str, Any] | None:
+    from neurosheet.spiking.signs import dale_report
+
+    return dale_report(spiking)
+
+
 def _check_inputs(inputs: Any, n_in: int) -> np.ndarray:
     u = np.asarray(inputs, dtype=np.float64)
     if u.ndim != 3 or u.shape[2] != n_in:
@@ -280,4 +287,8 @@ def convert(circuit: Circuit, calibration_inputs: np.ndarray,
         raise NeurosheetError("the rate model is silent on the calibration inputs; cannot scale g")
     r_p = float(np.percentile(positive, config.percentile))
     g = config.rho_max / r_p
-    return SpikingCircuit(circuit, config, g, beta, r_p, gate, tuple(notes))
+    spiking = SpikingCircuit(circuit, config, g, beta, r_p, gate, tuple(notes))
+    from neurosheet.spiking.signs import check_dale
+
+    check_dale(spiking, where="conversion")  # E/I circuits: every spiking synapse keeps its sign
+    return spiking

@@ -41,6 +41,11 @@ def to_nir(spiking: SpikingCircuit) -> Any:
     tau_syn_s = max(spiking.tau_syn_ms / 1000.0, 1e-12)
     post, pre = spiking.edges()
     w_spike = spiking.spike_weights()
+    types = c.graph.types
+    if types is not None:
+        from neurosheet.spiking.signs import check_dale
+
+        check_dale(spiking, w_spike, "NIR export")
     ones = np.ones(n)
     lif = nir.CubaLIF(
         tau_syn=tau_syn_s * ones, tau_mem=TAU_MEM_IF_S * ones,
@@ -48,7 +53,9 @@ def to_nir(spiking: SpikingCircuit) -> Any:
         v_reset=np.zeros(n), w_in=1.0,
         metadata={"x": c.graph.sheet.positions[:, 0].copy(),
                   "y": c.graph.sheet.positions[:, 1].copy(),
-                  "reset": "subtract", "v_floor": 0.0, "v_cap_after_reset": 1.0},
+                  "reset": "subtract", "v_floor": 0.0, "v_cap_after_reset": 1.0,
+                  # E/I circuits: +1 excitatory / -1 inhibitory; every outgoing weight has it
+                  **({"types": types.astype(np.int64)} if types is not None else {})},
     )
     w_rec = nir.Linear(
         weight=c.rec_matrix().toarray().astype(np.float64) / spiking.g,
@@ -76,6 +83,7 @@ def to_nir(spiking: SpikingCircuit) -> Any:
         "substeps": spiking.substeps, "g": spiking.g, "beta": spiking.beta,
         "graph_fingerprint": c.graph.fingerprint(), "synapses": c.graph.synapses,
         "reset": "subtract", "tasks": ",".join(c.tasks),
+        "dale": types is not None,
     }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
@@ -102,6 +110,7 @@ class NirSheet:
     w_out: np.ndarray
     b_out: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    types: np.ndarray | None = None  # E/I types (+1/-1) of an E/I circuit
 
     @property
     def synapses(self) -> int:
@@ -125,6 +134,8 @@ def read_nir(path: str | Path) -> NirSheet:
         dense = np.asarray(rec.weight, dtype=np.float64)
         positions = np.stack([lif.metadata["x"], lif.metadata["y"]], axis=1).astype(np.float64)
         w_in, w_out = graph.nodes["w_in"], graph.nodes["w_out"]
+        types = (np.asarray(lif.metadata["types"], dtype=np.int64)
+                 if "types" in lif.metadata else None)
     except (OSError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise NeurosheetError(f"{path}: not a neurosheet NIR export ({exc})") from None
     if meta.get("format") != FORMAT:
@@ -135,8 +146,14 @@ def read_nir(path: str | Path) -> NirSheet:
     off[post, pre] = 0.0
     if np.count_nonzero(off):
         raise NeurosheetError(f"{path}: w_rec has {np.count_nonzero(off)} weights off the edge list")
+    if types is not None:  # Dale's law: each column (presynaptic neuron) has one sign
+        signs = types.astype(np.float64)
+        bad = int(np.count_nonzero(dense * signs[None, :] < 0)
+                  + np.count_nonzero(np.asarray(w_out.weight) * signs[None, :] < 0))
+        if bad:
+            raise NeurosheetError(f"{path}: {bad} weight(s) break the file's E/I types")
     return NirSheet(post, pre, weight, positions, np.asarray(w_in.weight), np.asarray(w_in.bias),
-                    np.asarray(w_out.weight), np.asarray(w_out.bias), meta)
+                    np.asarray(w_out.weight), np.asarray(w_out.bias), meta, types)
 
 
 def _scalar(v: Any) -> Any:

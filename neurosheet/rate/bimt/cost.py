@@ -138,12 +138,14 @@ def swap_dense(r_rec: np.ndarray, r_in: np.ndarray, r_out: np.ndarray, j: int,
 
 
 def relocate(r_rec: np.ndarray, r_in: np.ndarray, r_out: np.ndarray, geo: WiringGeometry,
-             top_k: int, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> SwapReport:
+             top_k: int, weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+             groups: np.ndarray | None = None) -> SwapReport:
     """Greedy BIMT pass: each of the ``top_k`` most connected neurons moves to its best slot.
 
     Neurons are ranked once (total |in| + |out| weight); unlike the reference (quirk Q2), each
     ranked *neuron* is followed to its current slot. A swap happens only if it lowers the cost.
-    Inputs are not modified.
+    Inputs are not modified. With ``groups`` (e.g. E/I types per slot) a neuron only swaps
+    with a slot of its own group, so the per-slot groups (and Dale's signs) never change.
     """
     r_rec, r_in, r_out = r_rec.copy(), r_in.copy(), r_out.copy()
     n = r_rec.shape[0]
@@ -156,6 +158,8 @@ def relocate(r_rec: np.ndarray, r_in: np.ndarray, r_out: np.ndarray, geo: Wiring
     for s in ranked:
         j = int(where[s])
         delta = swap_deltas(j, r_rec, r_in, r_out, geo, weights)
+        if groups is not None:
+            delta = np.where(groups == groups[j], delta, np.inf)
         k = int(np.argmin(delta))
         if k == j or not delta[k] < -1e-12 * max(scale, 1e-300):
             continue

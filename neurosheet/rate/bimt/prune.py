@@ -49,7 +49,7 @@ def prune_circuit(circuit: Circuit, threshold: float, relative: bool = False) ->
                          g.readout.region)  # type: ignore[union-attr]
     meta = {"rule": "pruned", "source_rule": g.meta.get("rule"),
             "prune_threshold": threshold, "prune_relative": relative}
-    graph = SheetGraph(g.sheet, sub(g.adjacency, keep_rec), inputs, readout, meta)
+    graph = SheetGraph(g.sheet, sub(g.adjacency, keep_rec), inputs, readout, meta, g.types)
     # CSR order of a subset of canonical edges is the subset in the same order.
     return Circuit(graph, circuit.w_rec[keep_rec], circuit.w_in[keep_in], circuit.b_rec,
                    circuit.w_out[keep_out], circuit.b_out, circuit.params, circuit.tasks,

@@ -78,9 +78,13 @@ def permute_model(model: Any, order: np.ndarray, permuter: EdgePermuter,
     Every optimizer state tensor shaped like its parameter (Adam's exp_avg, exp_avg_sq, ...) is
     gathered the same way, so the moments stay with their weights.
     """
+    from neurosheet.rate.dale import raw_values
+
     gathers = permuter.gathers(np.asarray(order))
-    params = {"rec": model.rec.values, "inp": model.inp.values, "out": model.out.values,
-              "bias": model.b_rec}
+    # The trainable tensors (sign-constrained models: the magnitudes behind the signs; swaps
+    # stay within a type, so each edge's sign is unchanged).
+    params = {"rec": raw_values(model.rec), "inp": model.inp.values,
+              "out": raw_values(model.out), "bias": model.b_rec}
     with torch.no_grad():
         for key, p in params.items():
             g = torch.as_tensor(gathers[key], device=p.device)
@@ -166,7 +170,7 @@ class BimtRegularizer:
         if self.permuter is None:
             raise NeurosheetError("swaps are off (swap_every = 0)")
         report = relocate(*self.dense_abs(), self.geometry, self.config.swap_top_k,
-                          self.swap_weights())
+                          self.swap_weights(), groups=self.model.graph.types)
         if report.swaps:
             opt = optimizer if self.config.permute_optimizer else None
             permute_model(self.model, report.order, self.permuter, opt)

@@ -19,7 +19,13 @@ def plot_sheet(graph: SheetGraph, neuron: int | None = None, ax: Any = None) -> 
         neuron = int(np.argmin(np.hypot(sheet.positions[:, 0] - sheet.width / 2,
                                         sheet.positions[:, 1] - sheet.height / 2)))
     size = max(1.0, 3000.0 / sheet.n)
-    ax.scatter(sheet.positions[:, 0], sheet.positions[:, 1], s=size, c="0.75", lw=0)
+    if graph.types is None:
+        ax.scatter(sheet.positions[:, 0], sheet.positions[:, 1], s=size, c="0.75", lw=0)
+    else:  # E/I sheet: excitatory and inhibitory neurons in their own colours
+        for sel, colour, label in ((graph.types > 0, "tab:orange", "excitatory"),
+                                   (graph.types < 0, "tab:green", "inhibitory")):
+            ax.scatter(sheet.positions[sel, 0], sheet.positions[sel, 1], s=size * 1.5,
+                       c=colour, alpha=0.55, lw=0, label=f"{label} ({int(sel.sum())})")
     adj = graph.adjacency
     pre = adj.indices[adj.indptr[neuron]:adj.indptr[neuron + 1]]
     post = np.flatnonzero(adj[:, [neuron]].toarray().ravel())

@@ -133,7 +133,11 @@ class Brian2Backend(SpikingBackend):
         syn = b2.Synapses(group, group, "w : 1 (constant)", on_pre="syn_post += w", dt=dt,
                           name="sheet_syn")
         syn.connect(i=np.tile(pre, trials) + offsets, j=np.tile(post, trials) + offsets)
-        syn.w = np.tile(spiking.spike_weights(), trials)
+        from neurosheet.spiking.signs import check_dale
+
+        weights = spiking.spike_weights()
+        check_dale(spiking, weights, "brian2")  # E/I circuits: signs checked as loaded
+        syn.w = np.tile(weights, trials)
         mon = b2.SpikeMonitor(group, name="sheet_spikes")
         net = b2.Network(group, syn, mon)
         namespace = {"drive": ta, "beta_s": spiking.beta, "g_s": spiking.g}

@@ -47,7 +47,11 @@ class SnntorchBackend(SpikingBackend):
 
     def recurrent_matrix(self, spiking: SpikingCircuit, dtype: torch.dtype) -> Any:
         """W_rec / g on the graph's edges: torch sparse CSR (or its dense copy), ``[post, pre]``."""
-        w = torch.as_tensor(spiking.spike_weights(), dtype=dtype)
+        from neurosheet.spiking.signs import check_dale
+
+        weights = spiking.spike_weights()
+        check_dale(spiking, weights, "snntorch")  # E/I circuits: signs checked as loaded
+        w = torch.as_tensor(weights, dtype=dtype)
         with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only matmul
             warnings.simplefilter("ignore", UserWarning)
             csr = spiking.graph.to_torch_sparse(w, dtype=dtype, device=self.device)
