@@ -350,7 +350,7 @@ def _same_run(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     free = {"steps", "checkpoint_every", "checkpoint_seconds"}  # bookkeeping, not the result
     ot = {"task_mode": "fixed",  # runs written before the field existed used the fixed mode
           **{k: v for k, v in old.get("training", {}).items() if k not in free}}
-    nt = {k: v for k, v in new.get("training", {}).items() if k not in free}
+    nt = {"task_mode": "fixed", **{k: v for k, v in new.get("training", {}).items() if k not in free}}
     if json.dumps(ot, sort_keys=True) != json.dumps(nt, sort_keys=True):
         diff.append("training")
     return diff
