@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -69,10 +70,18 @@ def test_process_pool_sweep_writes_results(tiny, tmp_path):
     assert [r["final"] for r in again] == [r["final"] for r in rows]
 
 
-def test_a_failing_point_becomes_an_error_row(tiny, tmp_path):
-    jobs = plan_jobs([tiny], [0.1], [0], "no-such-suite", tmp_path / "sw")
+def test_a_bad_suite_is_refused_before_any_run(tiny, tmp_path):
+    with pytest.raises(NeurosheetError, match="suite"):
+        plan_jobs([tiny], [0.1], [0], "no-such-suite", tmp_path / "sw")
+    assert not (tmp_path / "sw").exists() or not any((tmp_path / "sw").iterdir())
+
+
+def test_a_point_failing_at_run_time_becomes_an_error_row(tiny, tmp_path):
+    jobs = plan_jobs([tiny], [0.1, 0.3], [0], "demo", tmp_path / "sw", steps=2)
+    Path(jobs[0].run_dir).parent.mkdir(parents=True, exist_ok=True)
+    Path(jobs[0].run_dir).write_text("a file where the run directory should be")
     rows = run_sweep(jobs, "process", workers=1)
-    assert "suite" in rows[0]["error"]
+    assert (rows[0]["error"] and "error" not in rows[1]) or not rows[1].get("error")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
