@@ -234,8 +234,9 @@ void ns_backward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *k
    out[n] = scale * z_n, z_n standard normal from a counter-based generator: hash h_p is the
    splitmix64 output of (seed, p). Chunk c = n / 32 of the output takes the 16 hashes
    16c..16c+15: the 32-bit words of hashes 16c..16c+7 give 16 radii, those of 16c+8..16c+15
-   16 angles (Box-Muller); its first 16 elements are the cosine branch, the last 16 the sine. The stream depends only on (seed, n), not on the
-   vector width; log and sin/cos are polynomial (Cephes single precision, ~1e-7 relative). */
+   16 angles (Box-Muller); its first 16 elements are the cosine branch, the last 16 the sine.
+   The stream depends only on (seed, n), not on the vector width; log and sin/cos are
+   polynomial (Cephes single precision, ~1e-7 relative). */
 typedef uint64_t u64;
 typedef int32_t v16i __attribute__((vector_size(64)));
 typedef uint32_t v16w __attribute__((vector_size(64)));

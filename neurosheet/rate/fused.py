@@ -8,8 +8,8 @@ CSR indices, contiguous ``[neurons, batch]`` states and the noise drawn in bulk 
 Several networks run in one call as the blocks of a block-diagonal matrix (each with its own
 sub-step count), which is how :mod:`neurosheet.rate.batched` trains K networks together.
 
-The C source is compiled once per machine with the system C compiler into a user cache folder
-(``$NEUROSHEET_CACHE`` or ``~/.cache/neurosheet``) and loaded with :mod:`ctypes`; without a
+The C source is compiled once per machine with the system C compiler into the user cache folder
+(:func:`neurosheet.core.cache.user_cache_dir`, ``kernels/``) and loaded with :mod:`ctypes`; without a
 compiler :func:`available` is False and the model uses the eager path (the reference).
 """
 
@@ -33,21 +33,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from neurosheet.core.cache import user_cache_dir
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.rate._fused_src import SOURCE
 
 ACTIVATIONS = {"relu": 0, "tanh": 1, "softplus": 2, "retanh": 3}
 _FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-shared", "-fPIC")
 _I64P = ctypes.POINTER(ctypes.c_int64)
-
-
-def cache_dir() -> Path:
-    """Where compiled kernels live: ``$NEUROSHEET_CACHE`` or ``$XDG_CACHE_HOME/neurosheet``."""
-    env = os.environ.get("NEUROSHEET_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "neurosheet"
 
 
 def _compiler() -> str | None:
@@ -79,11 +71,13 @@ def _library() -> ctypes.CDLL | None:
     except (OSError, subprocess.SubprocessError):
         return None
     key = hashlib.sha256("\0".join((SOURCE, *_FLAGS, version, _cpu_tag())).encode()).hexdigest()
-    folder = cache_dir() / "kernels"
+    try:
+        folder = user_cache_dir("kernels")
+    except OSError:
+        return None
     lib = folder / f"fused-{key[:20]}.so"
     if not lib.exists():
         try:
-            folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=folder) as tmp:
                 src = Path(tmp) / "fused.c"
                 src.write_text(SOURCE)
