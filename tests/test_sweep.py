@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 
@@ -70,7 +71,10 @@ def test_process_pool_sweep_writes_results(tiny, tmp_path):
 
 
 def test_a_failing_point_becomes_an_error_row(tiny, tmp_path):
-    jobs = plan_jobs([tiny], [0.1], [0], "no-such-suite", tmp_path / "sw")
+    with pytest.raises(NeurosheetError, match="suite"):  # planning checks every input first
+        plan_jobs([tiny], [0.1], [0], "no-such-suite", tmp_path / "sw")
+    jobs = plan_jobs([tiny], [0.1], [0], "demo", tmp_path / "sw")
+    jobs = [dataclasses.replace(jobs[0], suite="no-such-suite")]  # e.g. a suite file removed
     rows = run_sweep(jobs, "process", workers=1)
     assert "suite" in rows[0]["error"]
 
