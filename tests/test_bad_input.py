@@ -574,9 +574,9 @@ def test_bad_target_leaves_an_existing_pipeline_folder_byte_identical(ctx, capsy
     assert snapshot(existing) == before
 
 
-LOCK_PRESET = TINY.replace("steps = 3", "steps = 400").replace("eval_every = 3",
-                                                               "eval_every = 100").replace(
-    "checkpoint_every = 3", "checkpoint_every = 50")
+LOCK_STEPS = 150
+LOCK_PRESET = TINY.replace("steps = 3", f"steps = {LOCK_STEPS}").replace(
+    "eval_every = 3", "eval_every = 50").replace("checkpoint_every = 3", "checkpoint_every = 50")
 
 
 def _lock_held(path: Path) -> bool:
@@ -626,13 +626,17 @@ def test_second_train_on_a_run_in_use_fails_at_once(tmp_path, capsys):
     assert first.returncode == 0, stderr
     # the first run's directory is whole: finished, its metrics exactly what it logged
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["complete"] and summary["steps"] == 400
+    assert summary["complete"] and summary["steps"] == LOCK_STEPS
     ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
-    assert ckpt["step"] == 400 and ckpt["metrics_bytes"] == (out / "metrics.jsonl").stat().st_size
+    assert ckpt["step"] == LOCK_STEPS
+    assert ckpt["metrics_bytes"] == (out / "metrics.jsonl").stat().st_size
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    train_steps = [r["step"] for r in records if r["kind"] == "train"]
-    assert train_steps == list(range(10, 401, 10))
-    assert json.loads(stdout)["steps"] == 400
+    assert [r["step"] for r in records if r["kind"] == "train"] == \
+        list(range(10, LOCK_STEPS + 1, 10))
+    assert [r["step"] for r in records if r["kind"] == "eval"] == \
+        list(range(0, LOCK_STEPS + 1, 50))
+    assert json.loads(stdout)["steps"] == LOCK_STEPS
+    assert not list(out.rglob("*.tmp"))
 
 
 # --------------------------------------------------------------------- clean ends
@@ -699,6 +703,20 @@ def test_later_stages_say_when_a_run_did_not_finish(ctx, capsys):
         assert len(err) == 1 and "warning:" in err[0] and "not a finished" in err[0], err
     assert main(["evaluate", str(ctx.trained), "--trials", "1"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_zero_accuracy_is_a_result_not_a_crash(ctx, capsys):
+    """The tiny run scores 0 trial success: the spiking/rate ratio is undefined, said so."""
+    run = ctx.run_copy()
+    base = ["evaluate", str(run), "--backend", "snntorch", "--trials", "2",
+            "--calibration-trials", "2", "--gate", "off", "--no-progress"]
+    assert json.loads((run / "eval.json").read_text())["mean"]["trial_success"] == 0
+    assert main(base) == 0
+    out, err = capsys.readouterr()
+    assert "undefined (rate accuracy 0)" in out and err == ""
+    assert main([*base, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(c))
+    assert data["comparison"]["ratio"] is None
 
 
 def test_nan_loss_without_a_checkpoint_says_so(ctx, capsys):

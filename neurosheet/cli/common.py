@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from neurosheet.core.io import dumps_json
+from neurosheet.core.io import dumps_json, finite_or_none
 
 
 def _number(text: str, cast: type, ok: object, requirement: str) -> float:
@@ -36,8 +36,8 @@ def non_negative(text: str) -> float:
 
 
 def print_json(obj: Any) -> None:
-    """One JSON object on stdout (a NaN or infinity is refused: it is not valid JSON)."""
-    sys.stdout.write(dumps_json(obj, what="JSON output") + "\n")
+    """One JSON object on stdout; an undefined number (NaN, infinity) is shown as ``null``."""
+    sys.stdout.write(dumps_json(finite_or_none(obj), what="JSON output") + "\n")
 
 
 def seed_int(text: str) -> int:

@@ -6,8 +6,10 @@ file is named ``.<name>.<pid>.<random>.tmp`` so that one left by a killed proces
 from one being written now (:func:`clean_stale_temps`), and the file takes the permissions a
 plain ``open`` would give it (``0666`` less the umask), so runs can be shared.
 
-JSON reports never hold ``NaN`` or ``Infinity`` (not valid JSON): :func:`write_json` refuses a
-non-finite number with one line naming the file and the key, instead of writing it.
+JSON files never hold ``NaN`` or ``Infinity`` (not valid JSON): :func:`write_json` refuses a
+non-finite number with one line naming the file and the key, instead of writing it (a report
+must not silently carry an undefined number; producers say ``None`` where a value is
+undefined). JSON shown on stdout converts them to ``null`` (:func:`finite_or_none`).
 """
 
 from __future__ import annotations
@@ -135,6 +137,23 @@ def dumps_json(obj: Any, indent: int | None = None, what: str = "JSON output") -
         where = non_finite_key(json.loads(json.dumps(obj, default=_json_default)))
         raise NeurosheetError(f"{what}: refusing to write the non-finite number at "
                               f"'{where}' as JSON") from None
+
+
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` with every NaN/infinite float (numpy ones included) replaced by ``None``.
+
+    For results shown rather than kept (``--json`` on stdout), where an undefined number
+    (a ratio over a zero accuracy, a z-score of a constant null) reads as ``null``.
+    """
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.ndarray):
+        return finite_or_none(obj.tolist())
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_none(v) for v in obj]
+    return obj
 
 
 def non_finite_key(obj: Any, prefix: str = "") -> str | None:

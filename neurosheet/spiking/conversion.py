@@ -174,7 +174,10 @@ class SpikingCircuit:
             "sim_dt_ms": self.sim_dt_ms,
             "tau_syn_ms": self.tau_syn_ms,
             "synapses": self.synapses,
-            "gate": None if self.gate is None else {**asdict(self.gate), "passed": self.gate.passed},
+            "gate": None if self.gate is None else {
+                **asdict(self.gate), "passed": self.gate.passed,
+                # a diverged gate's error is infinite: JSON says null (see persist.load_conversion)
+                "rel_error": self.gate.rel_error if math.isfinite(self.gate.rel_error) else None},
             "notes": list(self.notes),
             **({"dale": dale} if (dale := _dale(self)) is not None else {}),
         }

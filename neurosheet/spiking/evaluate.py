@@ -84,8 +84,8 @@ def compare(spiking: dict[str, Any], rate: dict[str, Any]) -> dict[str, Any]:
     ts, tr = spiking["mean"]["trial_success"], rate["mean"]["trial_success"]
     return {"per_task": rows, "mean_spiking": ms, "mean_rate": mr,
             "mean_spiking_trial": ts, "mean_rate_trial": tr,
-            "ratio": ts / tr if tr else float("nan"),
-            "step_ratio": ms / mr if mr else float("nan")}
+            "ratio": ts / tr if tr else None,  # undefined when the rate network scores 0
+            "step_ratio": ms / mr if mr else None}
 
 
 def format_comparison(backend: str, cmp: dict[str, Any]) -> str:
@@ -98,6 +98,10 @@ def format_comparison(backend: str, cmp: dict[str, Any]) -> str:
     lines.append("-" * len(head))
     lines.append(f"{'mean over tasks':<22}{cmp['mean_spiking_trial']:>11.3f}"
                  f"{cmp['mean_rate_trial']:>11.3f}{cmp['mean_spiking']:>16.3f}{cmp['mean_rate']:>11.3f}")
-    lines.append(f"spiking / rate mean trial success: {cmp['ratio']:.3f} "
-                 f"(step accuracy: {cmp['step_ratio']:.3f})")
+    lines.append(f"spiking / rate mean trial success: {_ratio(cmp['ratio'])} "
+                 f"(step accuracy: {_ratio(cmp['step_ratio'])})")
     return "\n".join(lines)
+
+
+def _ratio(x: float | None) -> str:
+    return "undefined (rate accuracy 0)" if x is None else f"{x:.3f}"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, fields
+import math
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,8 @@ def load_conversion(run_dir: str | Path, circuit: Circuit,
         gate = data.get("gate")
         report = None if gate is None else GateReport(
             **{f.name: gate[f.name] for f in fields(GateReport)})
+        if report is not None and report.rel_error is None:  # saved as null: it diverged
+            report = replace(report, rel_error=math.inf)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NeurosheetError(f"{path}: damaged conversion file ({exc})") from None
     if config is not None and asdict(saved) != asdict(config):

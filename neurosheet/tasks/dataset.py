@@ -106,7 +106,7 @@ class TrialSampler:
             raise NeurosheetError(f"tasks without a rule input: {', '.join(missing)}")
         self.n_inputs = N_OBS + len(self.rule_inputs)
         self.noise = noise
-        self.seed = check_seed(seed, "trial sampler seed", maximum=MAX_STREAM_SEED)
+        self.seed = _check_seed(seed)
         self.weights = _probabilities(weights, len(self.tasks))
         self._registry_ids = np.array([TASK_INDEX[t] for t in self.tasks], dtype=np.int64)
         self._rule_channel = np.array([N_OBS + self.rule_inputs.index(t) for t in self.tasks],
@@ -240,6 +240,12 @@ def _probabilities(weights: Sequence[float] | None, n: int) -> np.ndarray | None
     if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise NeurosheetError("task weights must be finite, >= 0 and not all 0")
     return w / w.sum()
+
+
+def _check_seed(seed: int) -> int:
+    """The one seed rule of the package (numpy integers accepted too); a sampler's seed is
+    one stream's (a user seed plus its offset), so it may reach 2**63 - 1."""
+    return check_seed(seed, "trial sampler seed", maximum=MAX_STREAM_SEED)
 
 
 def _check_batch(batch_size: int) -> None:
