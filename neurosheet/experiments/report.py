@@ -92,6 +92,28 @@ def arm_values(design: Design, arm: Arm, metric: str, results: Results) -> dict[
     return out
 
 
+def fixation_floor(suite: str, mode: str, trials: int, seeds: list[int], metric: str) -> float:
+    """Mean score of a network that always fixates (class 0 at every step) on the test trials.
+
+    The floor a learning curve starts its climb from: non-match DMS-family trials are answered
+    by fixating, and in reference mode so are answers at ring unit 15 (the label wrap).
+    """
+    from neurosheet.core.seeds import SeedPlan
+    from neurosheet.rate.evaluation import heldout_batches, score_batches
+    from neurosheet.tasks import N_OUT, load_suite
+
+    tasks = load_suite(suite).tasks
+
+    def fixate(x: np.ndarray) -> np.ndarray:
+        out = np.zeros((x.shape[0], x.shape[1], N_OUT), np.float32)
+        out[..., 0] = 1.0
+        return out
+
+    return float(np.mean([score_batches(fixate, heldout_batches(tasks, trials,
+                                                                SeedPlan(s).test, mode=mode),
+                                        tasks)["mean"][metric] for s in seeds]))
+
+
 # --------------------------------------------------------------------- claims
 def judge(design: Design, results: Results) -> list[dict[str, Any]]:
     """Every claim: per-seed values and differences, intervals, and the verdict."""
@@ -204,6 +226,9 @@ def markdown(design: Design, table: list[dict[str, Any]], claims: list[dict[str,
     lines += [f"Suite {design.suite} ({design.task_mode} task mode), metric {design.metric}, "
               f"criterion {design.criterion:g} (mean validation {design.metric}). Spread: sample "
               f"sd (ddof = 1) over seeds; [..] = {pct} t interval of the mean.", ""]
+    if meta.get("floors"):
+        floors = ", ".join(f"{k} {v:.3f}" for k, v in meta["floors"].items())
+        lines += [f"Floor (a network that always fixates, same test trials): {floors}.", ""]
     if meta.get("command"):
         lines += ["Command:", "", "```bash", meta["command"],
                   f"neurosheet experiment report {meta.get('out', 'OUT')}", "```", ""]
@@ -344,11 +369,17 @@ def write_report(out: str | Path) -> tuple[dict[str, Path], dict[str, Any]]:
     table = condition_table(design, results)
     claims = judge(design, results)
     meta = {**meta, "out": str(out)}
+    sc = design.scales.get(meta.get("scale", ""))
+    if sc is not None:
+        meta["floors"] = {suite: fixation_floor(suite, design.task_mode, sc.test_trials,
+                                                sc.seeds, design.metric)
+                          for suite in sorted({r["suite"] for r in table})}
     figs = figures(design, results, table, out)
     report = {"design": design.name, "scale": meta.get("scale"), "task_mode": design.task_mode,
               "metric": design.metric, "criterion": design.criterion,
               "confidence": design.confidence, "interval": design.interval,
-              "command": meta.get("command"), "conditions": table, "claims": claims,
+              "command": meta.get("command"), "fixation_floor": meta.get("floors"),
+              "conditions": table, "claims": claims,
               "missing": [{"condition": j["condition"], "seed": j["seed"]}
                           for j in meta.get("jobs", [])
                           if j["seed"] not in results.get(j["condition"], {})]}

@@ -35,6 +35,7 @@ class Interval:
         return (self.t_low, self.t_high) if kind == "t" else (self.boot_low, self.boot_high)
 
     def as_dict(self) -> dict[str, Any]:
+        """The interval as a plain dict (for JSON reports)."""
         return asdict(self)
 
 
