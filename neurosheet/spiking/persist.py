@@ -8,6 +8,7 @@ conversion constants (g, beta, knobs, gate) keyed by the graph fingerprint, so `
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from neurosheet.spiking.conversion import (
     SpikingCircuit,
     convert,
 )
+
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------ task inputs
@@ -107,10 +110,15 @@ def spiking_for_run(run_dir: str | Path, circuit: Circuit, config: ConversionCon
     found = load_conversion(run_dir, circuit, config)
     if found is not None and inputs is None:
         return found
+    log.info("calibrating the spiking conversion on %s trials (K = %d sub-steps)",
+             calibration_trials if inputs is None else inputs.shape[1], config.substeps)
     if inputs is None:
         batch = calibration_batch(circuit, calibration_trials, seed)
         sc = convert(circuit, batch.inputs, config, mask=batch.decision, valid=valid_steps(batch))
     else:
         sc = convert(circuit, inputs, config)
+    if sc.gate is not None:
+        log.info("conversion gate: %s (%s)", sc.gate.message(),
+                 "passed" if sc.gate.passed else "FAILED")
     save_conversion(run_dir, sc)
     return sc
