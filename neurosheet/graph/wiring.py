@@ -30,21 +30,14 @@ import scipy.sparse as sp
 from scipy.optimize import brentq
 
 from neurosheet.core.errors import NeurosheetError, NeurosheetWarning
-<<<<<<< HEAD
 from neurosheet.core.seeds import MAX_STREAM_SEED, check_seed
-=======
->>>>>>> ei
 from neurosheet.graph.populations import (
     PairScales,
     check_types,
     ei_pairs_within,
     ei_radius_for_density,
 )
-<<<<<<< HEAD
 from neurosheet.graph.sheet import SHEET_BYTES_PER_NEURON, Sheet
-=======
-from neurosheet.graph.sheet import Sheet
->>>>>>> ei
 from neurosheet.graph.sheetgraph import SheetGraph, csr_from_edges
 
 RULES: tuple[str, ...] = ("radius", "gaussian", "exponential", "random", "full", "autapse")
