@@ -1,4 +1,4 @@
-"""NIR export: nir's own nodes, and a read-back with exactly the graph's edges and weights."""
+"""NIR export: standard nodes only, the edge list kept, and a file the readers simulate as stated."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import pytest
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.spiking.conversion import ConversionConfig, convert
 from neurosheet.spiking.demo import random_circuit, random_inputs
-from neurosheet.spiking.nir import read_nir, to_nir, write_nir
+from neurosheet.spiking.nir import (
+    FILE_DT_S,
+    average_outputs,
+    hold_inputs,
+    read_nir,
+    simulate,
+    to_nir,
+    write_nir,
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,31 +27,47 @@ def spiking():
     return convert(c, random_inputs(6, 8, 4, seed=8), ConversionConfig(substeps=10))
 
 
-def test_graph_uses_nir_nodes(spiking):
+def test_graph_is_standard_nir_with_a_recurrent_subgraph(spiking):
     g = to_nir(spiking)
-    assert isinstance(g.nodes["lif"], nir.CubaLIF)
-    assert isinstance(g.nodes["w_rec"], nir.Linear)
-    assert isinstance(g.nodes["w_in"], nir.Affine) and isinstance(g.nodes["w_out"], nir.Affine)
-    assert ("w_rec", "lif") in g.edges and ("lif", "w_rec") in g.edges
-    assert g.nodes["w_rec"].weight.shape == (64, 64)
-    assert np.allclose(np.exp(-g.metadata["dt_s"] / g.nodes["lif"].tau_syn), spiking.beta)
+    assert list(g.nodes) == ["input", "proj_in", "rnn", "readout", "output"]
+    assert sorted(g.nodes) == ["input", "output", "proj_in", "readout", "rnn"]
+    assert isinstance(g.nodes["proj_in"], nir.Affine) and isinstance(g.nodes["readout"], nir.Affine)
+    rnn = g.nodes["rnn"]
+    assert isinstance(rnn, nir.NIRGraph)
+    assert set(rnn.edges) == {("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"),
+                              ("lif", "output")}
+    lif, w_rec = rnn.nodes["lif"], rnn.nodes["w_rec"]
+    assert isinstance(lif, nir.CubaLIF) and isinstance(w_rec, nir.Linear)
+    assert w_rec.weight.shape == (64, 64) and w_rec.weight.dtype == np.float32
+    # what snntorch's importer asserts, and what norse silently assumes
+    np.testing.assert_allclose(lif.r, lif.tau_mem / FILE_DT_S)
+    assert np.all(lif.v_leak == 0) and np.all(lif.v_reset == 0) and np.all(lif.w_in == 1)
+    for name in ("tau_syn", "tau_mem", "v_threshold"):
+        assert np.unique(getattr(lif, name)).size == 1, name
+    assert g.metadata["dt_s"] == FILE_DT_S and "time average" in g.metadata["readout_rule"]
 
 
-def test_round_trip_keeps_edges_and_weights(spiking, tmp_path):
+def test_round_trip_keeps_edges_weights_and_fingerprint(spiking, tmp_path):
     path = write_nir(spiking, tmp_path / "sheet.nir")
     back = read_nir(path)
     post, pre = spiking.edges()
     assert back.synapses == spiking.synapses
     np.testing.assert_array_equal(back.post, post)
     np.testing.assert_array_equal(back.pre, pre)
-    np.testing.assert_array_equal(back.weight, spiking.spike_weights())
-    np.testing.assert_array_equal(back.positions, spiking.graph.sheet.positions)
-    np.testing.assert_array_equal(back.bias, spiking.circuit.b_rec.astype(np.float64))
+    np.testing.assert_array_equal(back.weight, spiking.spike_weights().astype(np.float32))
+    np.testing.assert_array_equal(back.positions, spiking.graph.sheet.positions.astype(np.float32))
+    np.testing.assert_array_equal(back.network.bias, spiking.circuit.b_rec)
     assert back.meta["graph_fingerprint"] == spiking.graph.fingerprint()
-    assert back.meta["substeps"] == 10 and back.meta["reset"] == "subtract"
-    assert back.meta["g"] == spiking.g
-    # plain nir can read it too
-    assert set(nir.read(path).nodes) == {"input", "w_in", "lif", "w_rec", "w_out", "output"}
+    assert set(nir.read(path).nodes) == {"input", "proj_in", "rnn", "readout", "output"}
+
+
+def test_dense_weight_is_written_once_in_float32(spiking, tmp_path):
+    path = write_nir(spiking, tmp_path / "once.nir")
+    square = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: square.append((name, obj.dtype)) if isinstance(
+            obj, h5py.Dataset) and obj.shape == (64, 64) else None)
+    assert square == [("node/nodes/rnn/nodes/w_rec/weight", np.dtype("float32"))]
 
 
 def test_zero_weight_synapses_survive(spiking, tmp_path):
@@ -56,10 +80,10 @@ def test_zero_weight_synapses_survive(spiking, tmp_path):
     assert (back.weight[:5] == 0).all()
 
 
-def test_tampered_file_is_refused(spiking, tmp_path):
+def test_tampered_or_missing_file_is_refused(spiking, tmp_path):
     path = write_nir(spiking, tmp_path / "t.nir")
     with h5py.File(path, "r+") as f:
-        w = f["node/nodes/w_rec/weight"]
+        w = f["node/nodes/rnn/nodes/w_rec/weight"]
         arr = w[()]
         post, pre = spiking.edges()
         mask = np.ones_like(arr, bool)
@@ -71,3 +95,22 @@ def test_tampered_file_is_refused(spiking, tmp_path):
         read_nir(path)
     with pytest.raises(NeurosheetError, match="not found"):
         read_nir(tmp_path / "missing.nir")
+
+
+def test_inputs_are_held_and_outputs_averaged_per_task_step():
+    u = np.arange(6, dtype=np.float32).reshape(3, 1, 2)
+    held = hold_inputs(u, 0.02, FILE_DT_S)
+    assert held.shape == (600, 1, 2)
+    np.testing.assert_array_equal(held[200:400], np.broadcast_to(u[1], (200, 1, 2)))
+    np.testing.assert_allclose(average_outputs(held, 0.02, FILE_DT_S), u)
+    with pytest.raises(NeurosheetError, match="must divide the task step"):
+        hold_inputs(u, 0.02, 3e-3)
+
+
+def test_reference_reading_spikes_and_is_deterministic(spiking, tmp_path):
+    net = read_nir(write_nir(spiking, tmp_path / "r.nir")).network
+    u = random_inputs(4, 3, 4, seed=1)
+    y1, counts = simulate(net, u)
+    y2, _ = simulate(net, u)
+    np.testing.assert_array_equal(y1, y2)
+    assert y1.shape == (4, 3, 3) and counts.sum() > 0

@@ -1,0 +1,132 @@
+"""Do the field's NIR readers reproduce neurosheet's decisions on the exported file? (issue 11)
+
+Exports a run's spiking circuit with ``neurosheet.spiking.nir.write_nir``, then on the same
+held-out trials (``--trials`` per task, seed ``--seed``) scores:
+- ``neurosheet``: its own snntorch backend (the reference);
+- ``nir-reference``: a plain Euler simulation of the file as NIR states it (no reader package);
+- each reader in ``--readers``: ``snntorch.import_from_nir`` (fixed 0.1 ms step) and norse's
+  ``from_nir(dt=0.1 ms)``, importing the file unedited. The harness only holds each task input
+  for its task step and averages the output over each task step (the file's stated rules).
+Prints step accuracy, trial success and the agreement with neurosheet's decisions per reader.
+
+The readers need packages neurosheet does not depend on (norse pins nothing newer than torch
+2.x and uses nirtorch's legacy loader); one command creates an environment with both::
+
+    python3 -m venv .venv-nir && .venv-nir/bin/pip install torch==2.13.0 && \
+        .venv-nir/bin/pip install -e . norse==1.1.0 nirtorch==2.6
+
+    OMP_NUM_THREADS=1 .venv-nir/bin/python benchmarks/nir_readers.py RUN_DIR \
+        [--trials 32] [--seed 12345] [--readers snntorch,norse] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def spiking_circuit(run_dir: Path, substeps: int | None, seed: int) -> Any:
+    """The run's spiking circuit as ``neurosheet export`` would write it."""
+    from neurosheet.graph.circuit import load_run_circuit
+    from neurosheet.spiking.conversion import ConversionConfig
+    from neurosheet.spiking.rundir import spiking_for_run
+
+    circuit = load_run_circuit(run_dir)
+    d = ConversionConfig()
+    config = ConversionConfig(substeps=substeps or d.substeps)
+    return circuit, spiking_for_run(run_dir, circuit, config, 64, seed)
+
+
+def neurosheet_logits(spiking: Any, inputs: np.ndarray) -> np.ndarray:
+    from neurosheet.spiking.backends.base import get_backend
+
+    return get_backend("snntorch", device="cpu").run(spiking, inputs).logits
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--trials", type=int, default=32, help="held-out trials per task")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the held-out trials")
+    p.add_argument("--readers", default="snntorch,norse")
+    p.add_argument("--substeps", type=int, help="K of neurosheet's own simulation")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--nir", type=Path, help="keep the exported file here")
+    p.add_argument("--json", type=Path, help="write the numbers to this file")
+    args = p.parse_args(argv)
+
+    from neurosheet.rate.evaluation import heldout_batches
+    from neurosheet.spiking.nir import read_nir, simulate, write_nir
+    from neurosheet.spiking.nir_readers import compare, run_reader
+
+    circuit, spiking = spiking_circuit(args.run_dir, args.substeps, args.seed)
+    tasks = tuple(circuit.tasks)
+    batches = heldout_batches(tasks, args.trials, args.seed)
+    tmp = tempfile.TemporaryDirectory()
+    path = args.nir or Path(tmp.name) / "circuit.nir"
+    t0 = time.perf_counter()
+    write_nir(spiking, path)
+    export_s = time.perf_counter() - t0
+    net = read_nir(path).network
+    readers = [r for r in args.readers.split(",") if r]
+    names = ["nir-reference", *readers]
+    logits: dict[str, dict[str, np.ndarray]] = {name: {} for name in ["neurosheet", *names]}
+    timing = dict.fromkeys(["neurosheet", *names], 0.0)
+    for task, batch in batches.items():
+        for name in ["neurosheet", *names]:
+            t0 = time.perf_counter()
+            if name == "neurosheet":
+                y = neurosheet_logits(spiking, batch.inputs)
+            elif name == "nir-reference":
+                y = simulate(net, batch.inputs, dtype="float32")[0]
+            else:
+                y = run_reader(name, path, batch.inputs, net.task_dt_s,
+                               batch_size=args.batch_size)
+            timing[name] += time.perf_counter() - t0
+            logits[name][task] = y
+        print(f"{task}: done", file=sys.stderr, flush=True)
+
+    result: dict[str, Any] = {"run_dir": str(args.run_dir), "tasks": list(tasks),
+                              "trials_per_task": args.trials, "seed": args.seed,
+                              "neurons": int(net.n), "synapses": int(net.post.size),
+                              "file_dt_s": net.dt_s, "export_s": export_s,
+                              "file_bytes": Path(path).stat().st_size, "readers": {}}
+    for name in names:
+        rows = {t: compare(logits["neurosheet"][t], logits[name][t], batches[t], tasks)
+                for t in tasks}
+        pooled_dec = np.concatenate([
+            (logits["neurosheet"][t].argmax(-1) == logits[name][t].argmax(-1))[batches[t].decision]
+            for t in tasks])
+        mean = {k: float(np.mean([r[k] for r in rows.values()]))
+                for k in next(iter(rows.values())) if k != "trials"}
+        mean["decision_agreement_pooled"] = float(pooled_dec.mean())
+        result["readers"][name] = {"per_task": rows, "mean": mean, "seconds": timing[name]}
+    result["neurosheet_seconds"] = timing["neurosheet"]
+
+    head = (f"{'reader':<15}{'trials':>7}{'step acc':>10}{'(neurosheet)':>13}{'trial succ':>11}"
+            f"{'(neurosheet)':>13}{'same decisions':>16}{'seconds':>9}")
+    print(f"{args.run_dir}: N = {net.n}, {net.post.size:,} synapses, file step "
+          f"{net.dt_s * 1e3:g} ms, export {export_s:.2f} s, {len(tasks)} tasks x {args.trials} "
+          f"trials (seed {args.seed})")
+    print(head)
+    print("-" * len(head))
+    for name in names:
+        m = result["readers"][name]["mean"]
+        print(f"{name:<15}{len(tasks) * args.trials:>7}{m['step_accuracy']:>10.3f}"
+              f"{m['ref_step_accuracy']:>13.3f}{m['trial_success']:>11.3f}"
+              f"{m['ref_trial_success']:>13.3f}{m['decision_agreement_pooled']:>16.3f}"
+              f"{result['readers'][name]['seconds']:>9.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
