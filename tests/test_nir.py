@@ -114,3 +114,24 @@ def test_reference_reading_spikes_and_is_deterministic(spiking, tmp_path):
     y2, _ = simulate(net, u)
     np.testing.assert_array_equal(y1, y2)
     assert y1.shape == (4, 3, 3) and counts.sum() > 0
+
+
+def _flat(node, prefix=""):
+    out = {}
+    d = node.to_dict() if hasattr(node, "to_dict") else node
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_streamed_file_is_what_nir_write_writes(spiking, tmp_path):
+    ours = write_nir(spiking, tmp_path / "ours.nir")
+    theirs = tmp_path / "theirs.nir"
+    nir.write(theirs, to_nir(spiking))
+    a, b = _flat(nir.read(ours)), _flat(nir.read(theirs))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)

@@ -191,11 +191,15 @@ def _from_legacy(spiking: Any, dt_s: float) -> NirNetwork:
 
 
 # --------------------------------------------------------------------------- NIR graph
-def to_nir(spiking: Any, dt_s: float = FILE_DT_S) -> Any:
-    """The spiking circuit (or a :class:`NirNetwork`) as an in-memory ``nir.NIRGraph``."""
+def to_nir(spiking: Any, dt_s: float = FILE_DT_S, *, dense: bool = True) -> Any:
+    """The spiking circuit (or a :class:`NirNetwork`) as an in-memory ``nir.NIRGraph``.
+
+    ``dense=False`` gives ``w_rec`` a zero-stride placeholder of the right shape (4 bytes, for
+    :func:`write_nir`, which streams the real matrix from the edge list).
+    """
     import nir
 
-    net = spiking if isinstance(spiking, NirNetwork) else network_from_spiking(spiking, dt_s)
+    net = _network(spiking, dt_s)
     n, n_in, n_out = net.n, net.w_in.shape[1], net.w_out.shape[0]
     ones = np.ones(n, dtype=np.float32)
     lif_meta: dict[str, Any] = {}
@@ -210,7 +214,8 @@ def to_nir(spiking: Any, dt_s: float = FILE_DT_S) -> Any:
                 "weight": np.asarray(net.w_rec, np.float32), "sparse_format": "csr_edges"}
     if net.edge_weight is not None:
         rec_meta["source_weight"] = np.asarray(net.edge_weight, np.float32)
-    w_rec = nir.Linear(weight=net.dense_rec(), metadata=rec_meta)
+    weight = net.dense_rec() if dense else np.broadcast_to(np.float32(0.0), (n, n))
+    w_rec = nir.Linear(weight=weight, metadata=rec_meta)
     rnn = nir.NIRGraph(
         nodes={"input": nir.Input(input_type={"input": np.array([n])}), "lif": lif,
                "w_rec": w_rec, "output": nir.Output(output_type={"output": np.array([n])})},
@@ -231,23 +236,85 @@ def to_nir(spiking: Any, dt_s: float = FILE_DT_S) -> Any:
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
-def write_nir(spiking: Any, path: str | Path, dt_s: float = FILE_DT_S) -> Path:
-    """Write the NIR graph to ``path`` (HDF5, gzip) atomically."""
-    import nir
+def _network(spiking: Any, dt_s: float) -> NirNetwork:
+    return spiking if isinstance(spiking, NirNetwork) else network_from_spiking(spiking, dt_s)
 
-    graph = to_nir(spiking, dt_s)
+
+def write_nir(spiking: Any, path: str | Path, dt_s: float = FILE_DT_S) -> Path:
+    """Write the NIR graph to ``path`` (HDF5, gzip, the layout ``nir.write`` produces) atomically.
+
+    The dense ``w_rec`` is streamed to the file in row blocks built from the edge list, so
+    exporting never holds the N x N matrix (``nir.write`` would hold it three times over).
+    """
+    net = _network(spiking, dt_s)
+    graph = to_nir(net, dense=False)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
-        nir.write(tmp, graph)  # h5py needs a readable file, so a named sibling, then rename
+        _write_h5(tmp, graph, net)  # h5py needs a readable file, so a named sibling, then rename
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return target
+
+
+def _write_h5(path: str, graph: Any, net: NirNetwork) -> None:
+    """``nir.write``'s layout, node by node; ``rnn/w_rec/weight`` filled block by block."""
+    import h5py
+    import nir
+
+    def write_dict(group: Any, d: dict[str, Any]) -> None:  # as nir.serialization.write
+        for k, v in d.items():
+            if k == "metadata":
+                if v:
+                    write_dict(group.create_group(k), v)
+            elif isinstance(v, str):
+                group.create_dataset(k, data=v, dtype=h5py.string_dtype())
+            elif isinstance(v, np.ndarray):
+                group.create_dataset(k, data=v, dtype=v.dtype, compression="gzip")
+            elif isinstance(v, dict):
+                write_dict(group.create_group(str(k)), v)
+            else:
+                group.create_dataset(k, data=v)
+
+    def write_node(group: Any, node: Any) -> None:
+        if isinstance(node, nir.NIRGraph):
+            write_dict(group, {"type": "NIRGraph", "edges": node.edges,
+                               "metadata": node.metadata})
+            nodes = group.create_group("nodes")
+            for name, child in node.nodes.items():
+                write_node(nodes.create_group(name), child)
+        elif node is rec:
+            write_dict(group, {"type": "Linear", "metadata": node.metadata})
+            _write_dense_rec(group, net)
+        else:
+            write_dict(group, node.to_dict())
+
+    rec = graph.nodes["rnn"].nodes["w_rec"]
+    with h5py.File(path, "w") as f:
+        f.create_dataset("version", data=nir.version, dtype=h5py.string_dtype())
+        write_node(f.create_group("node"), graph)
+
+
+def _write_dense_rec(group: Any, net: NirNetwork, block_bytes: int = 1 << 26) -> None:
+    """Dense float32 ``weight [post, pre]`` from the edge list, written ~64 MB of rows at a time."""
+    n = net.n
+    chunk_rows = max(1, min(n, (1 << 20) // (4 * n)))
+    ds = group.create_dataset("weight", shape=(n, n), dtype=np.float32, compression="gzip",
+                              chunks=(chunk_rows, n))
+    order = np.argsort(net.post, kind="stable")
+    post, pre, w = net.post[order], net.pre[order], net.w_rec[order]
+    rows = max(chunk_rows, block_bytes // (4 * n) // chunk_rows * chunk_rows)
+    for lo in range(0, n, rows):
+        hi = min(lo + rows, n)
+        a, b = np.searchsorted(post, [lo, hi])
+        block = np.zeros((hi - lo, n), dtype=np.float32)
+        block[post[a:b] - lo, pre[a:b]] = w[a:b]
+        ds[lo:hi] = block
 
 
 # --------------------------------------------------------------------------- reading back
