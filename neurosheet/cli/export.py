@@ -35,12 +35,14 @@ def run(args: argparse.Namespace) -> int:
                          args.calibration_trials, args.seed, inputs=inputs)
     path = write_nir(sc, args.nir)
     back = read_nir(path)  # verify the file before reporting success
-    info = {"nir": str(path), "neurons": sc.n, "synapses": back.synapses,
-            "bytes": path.stat().st_size, "g": sc.g, "substeps": sc.substeps,
-            "sim_dt_ms": sc.sim_dt_ms}
+    net = back.network
+    info = {"nir": str(path), "neurons": net.n, "synapses": back.synapses,
+            "bytes": path.stat().st_size, "file_dt_ms": net.dt_s * 1e3,
+            "sim_dt_ms": sc.sim_dt_ms, "graph_fingerprint": back.meta["graph_fingerprint"]}
     if args.json:
         print_json(info)
     else:
-        print(f"wrote {path}: {sc.n} neurons, {back.synapses:,} recurrent synapses (edge list "
-              f"kept), {info['bytes']:,} bytes; dt {sc.sim_dt_ms:g} ms, g = {sc.g:.4g}")
+        print(f"wrote {path}: {net.n} CubaLIF neurons, {back.synapses:,} recurrent synapses "
+              f"(dense w_rec, edge list kept), {info['bytes']:,} bytes; spike weights per "
+              f"{net.dt_s * 1e3:g} ms step (neurosheet simulates at {sc.sim_dt_ms:g} ms)")
     return 0

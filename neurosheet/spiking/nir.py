@@ -306,8 +306,10 @@ def _write_dense_rec(group: Any, net: NirNetwork, block_bytes: int = 1 << 26) ->
     chunk_rows = max(1, min(n, (1 << 20) // (4 * n)))
     ds = group.create_dataset("weight", shape=(n, n), dtype=np.float32, compression="gzip",
                               chunks=(chunk_rows, n))
-    order = np.argsort(net.post, kind="stable")
-    post, pre, w = net.post[order], net.pre[order], net.w_rec[order]
+    post, pre, w = net.post, net.pre, net.w_rec
+    if np.any(post[1:] < post[:-1]):  # CSR order is already sorted by post: no copies then
+        order = np.argsort(post, kind="stable")
+        post, pre, w = post[order], pre[order], w[order]
     rows = max(chunk_rows, block_bytes // (4 * n) // chunk_rows * chunk_rows)
     for lo in range(0, n, rows):
         hi = min(lo + rows, n)
