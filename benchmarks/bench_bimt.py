@@ -14,14 +14,9 @@ from neurosheet.graph.circuit import RateParams
 from neurosheet.graph.projections import attach_projections
 from neurosheet.graph.sheet import make_sheet
 from neurosheet.graph.wiring import build_graph
-from neurosheet.rate.bimt import (
-    BimtConfig,
-    BimtRegularizer,
-    WiringGeometry,
-    swap_deltas,
-    swap_dense,
-    wiring_cost,
-)
+from neurosheet.rate.bimt.config import BimtConfig
+from neurosheet.rate.bimt.cost import WiringGeometry, swap_deltas, swap_dense, wiring_cost
+from neurosheet.rate.bimt.regularizer import BimtRegularizer
 from neurosheet.rate.model import RateRNN
 
 N_IN, N_OUT = 50, 17  # Mod-Cog-like: 33 observation + rule channels, 17 outputs

@@ -32,16 +32,14 @@ from typing import Any
 import numpy as np
 
 
-def spiking_circuit(run_dir: Path, substeps: int | None, seed: int) -> Any:
-    """The run's spiking circuit as ``neurosheet export`` would write it."""
-    from neurosheet.graph.circuit import load_run_circuit
+def spiking_circuit(run_dir: Path, substeps: int | None) -> tuple[Any, Any]:
+    """The run's circuit and its spiking circuit as ``neurosheet export`` would write it."""
+    from neurosheet import stages
     from neurosheet.spiking.conversion import ConversionConfig
-    from neurosheet.spiking.rundir import spiking_for_run
 
-    circuit = load_run_circuit(run_dir)
-    d = ConversionConfig()
-    config = ConversionConfig(substeps=substeps or d.substeps)
-    return circuit, spiking_for_run(run_dir, circuit, config, 64, seed)
+    circuit = stages.load_circuit(run_dir)
+    config = ConversionConfig(substeps=substeps) if substeps else None
+    return circuit, stages.convert(run_dir, config, circuit=circuit)
 
 
 def neurosheet_logits(spiking: Any, inputs: np.ndarray) -> np.ndarray:
@@ -66,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from neurosheet.spiking.nir import read_nir, simulate, write_nir
     from neurosheet.spiking.nir_readers import compare, run_reader
 
-    circuit, spiking = spiking_circuit(args.run_dir, args.substeps, args.seed)
+    circuit, spiking = spiking_circuit(args.run_dir, args.substeps)
     tasks = tuple(circuit.tasks)
     batches = heldout_batches(tasks, args.trials, args.seed)
     tmp = tempfile.TemporaryDirectory()

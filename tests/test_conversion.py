@@ -9,7 +9,6 @@ import pytest
 
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.graph.circuit import RateParams
-from neurosheet.spiking import get_backend
 from neurosheet.spiking.conversion import (
     ConversionConfig,
     convert,
@@ -18,6 +17,7 @@ from neurosheet.spiking.conversion import (
     rate_logits,
 )
 from neurosheet.spiking.demo import random_circuit, random_inputs
+from neurosheet.spiking.registry import create_backend
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_bad_inputs_are_refused(circuit, inputs):
 def test_spikes_approximate_the_rate_model(circuit, inputs):
     """At 50 sim steps per task step the decoded spike rates track the rate model's."""
     sc = convert(circuit, inputs, ConversionConfig(substeps=50, rho_max=0.5, dtype="float64"))
-    res = get_backend("snntorch", device="cpu").run(sc, inputs)
+    res = create_backend("snntorch", device="cpu").run(sc, inputs)
     _, rates = rate_logits(circuit, inputs, 50)
     est = res.counts / (sc.substeps * sc.g)
     # compare after the first task step (the current starts at zero)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from neurosheet.cli import main
 
-SHORT = ["--steps", "60", "--trials", "4", "--brian2-trials", "2", "--gate", "warn",
-         "--brian2-target", "numpy", "--quiet"]
+SHORT = ["--steps", "60", "--trials", "4", "--gate", "warn",
+         "--brian2-target", "numpy", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +51,23 @@ def test_budget_uses_real_spike_counts_and_verdicts(report):
     assert isinstance(by_name["loihi"]["accuracy_quantized"], float)
 
 
+def test_pipeline_and_budget_count_spikes_on_the_same_trials(report, capsys):
+    """Both front ends call the same stage with the same seed stream: identical spike counts."""
+    path = report / "run" / "spike_counts.npz"
+    with np.load(path) as f:
+        before = {k: f[k] for k in f.files}
+    assert main(["budget", str(report / "run"), "--targets", "loihi", "--backend", "snntorch",
+                 "--spike-trials", "64", "--gate", "warn", "--json"]) == 0
+    capsys.readouterr()
+    with np.load(path) as f:
+        after = {k: f[k] for k in f.files}
+    assert np.array_equal(before["task_ids"], after["task_ids"])
+    assert np.array_equal(before["lengths"], after["lengths"])
+    assert np.array_equal(before["spike_counts"], after["spike_counts"])
+
+
 def test_rerun_resumes_instead_of_retraining(report, capsys):
-    assert main(["pipeline", "--out", str(report), *SHORT, "--no-brian2",
+    assert main(["pipeline", "--out", str(report), *SHORT, "--backends", "rate,snntorch",
                  "--targets", "loihi"]) == 0
     summary = json.loads((report / "index.json").read_text())
     assert summary["training"]["resumed_from"] == 60

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from neurosheet.core.errors import NeurosheetError
-from neurosheet.spiking import get_backend
 from neurosheet.spiking.backends.brian2 import Brian2Backend, codegen_prefs
 from neurosheet.spiking.backends.snntorch import SnntorchBackend
 from neurosheet.spiking.conversion import ConversionConfig, convert, decisions
 from neurosheet.spiking.demo import random_circuit, random_inputs
+from neurosheet.spiking.registry import create_backend
 
 
 def _convert(dtype: str, substeps: int = 20, seed: int = 1):
@@ -130,8 +130,8 @@ def test_cython_matches_and_caches_in_the_build_dir(sc64, brian_numpy, tmp_path)
 
 
 def test_bad_backend_options_are_one_line_errors():
-    with pytest.raises(NeurosheetError, match="unknown spiking backend"):
-        get_backend("nest")
+    with pytest.raises(NeurosheetError, match="unknown backend"):
+        create_backend("nest")
     with pytest.raises(NeurosheetError, match="Brian2 target"):
         Brian2Backend(target="gpu")
     with pytest.raises(NeurosheetError, match="matmul"):

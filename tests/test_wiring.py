@@ -112,7 +112,7 @@ def test_full_and_autapse():
     ({"rule": "radius", "radius": -1.0}, "radius"),
     ({"rule": "radius"}, "exactly one"),
     ({"rule": "gaussian", "scale": -2.0}, "scale"),
-    ({"rule": "random"}, "needs --density"),
+    ({"rule": "random"}, "needs a density"),
 ])
 def test_bad_wiring_arguments(kwargs, message):
     with pytest.raises(NeurosheetError, match=message):

@@ -87,7 +87,7 @@ def build_graph(
 
     if rule == "radius":
         if (radius is None) == (density is None):
-            raise NeurosheetError("the radius rule needs exactly one of --radius or --density")
+            raise NeurosheetError("the radius rule needs exactly one of radius or density")
         if radius is None:
             choice = radius_for_density(sheet, density, self_connections)  # type: ignore[arg-type]
             radius = choice.radius
@@ -95,14 +95,14 @@ def build_graph(
         meta["radius"] = radius
     elif rule in ("gaussian", "exponential"):
         if (scale is None) == (density is None):
-            raise NeurosheetError(f"the {rule} rule needs exactly one of --scale or --density")
+            raise NeurosheetError(f"the {rule} rule needs exactly one of scale or density")
         if scale is None:
             scale = _scale_for_density(sheet, rule, density, p0, self_connections)  # type: ignore[arg-type]
         post, pre = _sample_kernel(sheet, rule, scale, p0, self_connections, seed)
         meta.update(scale=scale, p0=p0)
     elif rule == "random":
         if density is None:
-            raise NeurosheetError("the random rule needs --density")
+            raise NeurosheetError("the random rule needs a density", "density")
         post, pre = _random_edges(n, density, self_connections, fixed_fan_in, seed)
         meta["fixed_fan_in"] = fixed_fan_in
     elif rule == "full":

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.presets import load_preset, validate
-from neurosheet.rate.bimt import BimtConfig
+from neurosheet.rate.bimt.config import BimtConfig
 
 
 class _Strict(BaseModel):

@@ -1,5 +1,8 @@
-"""Spiking backends (snntorch, Brian2) behind one interface; see :mod:`neurosheet.spiking.backends.base`."""
+"""Rate circuit -> spiking network on the same graph: conversion, backends, NIR export.
 
-from neurosheet.spiking.backends.base import BACKENDS, SpikeResult, SpikingBackend, get_backend
-
-__all__ = ["BACKENDS", "SpikeResult", "SpikingBackend", "get_backend"]
+Modules: :mod:`~neurosheet.spiking.conversion` (the recipe), :mod:`~neurosheet.spiking.registry`
+(backends by name, imported lazily), :mod:`~neurosheet.spiking.backends` (snntorch, Brian2),
+:mod:`~neurosheet.spiking.evaluate` (any backend -> held-out accuracy),
+:mod:`~neurosheet.spiking.persist` (the run directory's saved conversion),
+:mod:`~neurosheet.spiking.nir` (NIR export). Importing this package imports none of them.
+"""

@@ -249,7 +249,7 @@ def convert(circuit: Circuit, calibration_inputs: np.ndarray,
     if act == "tanh":
         raise NeurosheetError(
             "tanh rate circuits have signed rates, which IF neurons cannot carry; "
-            "train with --activation relu"
+            "train with dynamics.activation = \"relu\" in the model preset"
         )
     if act != "relu":
         notes.append(f"IF neurons fire at g*relu(I); the {act} rate function is approximated")
@@ -266,7 +266,7 @@ def convert(circuit: Circuit, calibration_inputs: np.ndarray,
             if config.gate == "error":
                 raise NeurosheetError(
                     f"conversion gate failed: {gate.message()}; train with more sub-steps "
-                    "or override with --gate warn"
+                    "or set gate = 'warn'", "gate"
                 )
             notes.append(f"gate failed: {gate.message()}")
 

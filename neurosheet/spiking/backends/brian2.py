@@ -98,6 +98,14 @@ class Brian2Backend(SpikingBackend):
         self.build_dir = None if build_dir is None else Path(build_dir)
         self.batch_size = batch_size
 
+    @classmethod
+    def from_run(cls, run: Any, **options: Any) -> Brian2Backend:
+        """Cache the compiled code in the run directory's Brian2 build folder."""
+        from neurosheet.core.rundir import RunDir
+
+        options.setdefault("build_dir", RunDir(run).brian2_build)
+        return cls(**options)
+
     # ------------------------------------------------------------------ network
     @staticmethod
     def network(spiking: SpikingCircuit, drive: np.ndarray, trials: int) -> dict[str, Any]:

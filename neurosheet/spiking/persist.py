@@ -1,13 +1,12 @@
-"""The run-directory side of spiking: task inputs, calibration, the saved conversion, CLI knobs.
+"""The run-directory side of spiking: task inputs, calibration, the saved conversion.
 
-``DIR/spiking/conversion.json`` records the conversion constants (g, beta, knobs, gate) keyed
-by the graph fingerprint, so ``simulate``, ``evaluate`` and ``export`` of one run use the same
-spiking network. Brian2 builds are cached under ``DIR/spiking/brian2``.
+The run's ``spiking/conversion.json`` (see :class:`~neurosheet.core.rundir.RunDir`) records the
+conversion constants (g, beta, knobs, gate) keyed by the graph fingerprint, so ``simulate``,
+``evaluate`` and ``export`` of one run use the same spiking network.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -15,67 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from neurosheet.cli.common import positive_int
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.io import write_json
+from neurosheet.core.rundir import RunDir
+from neurosheet.core.seeds import SeedPlan
 from neurosheet.graph.circuit import Circuit
 from neurosheet.spiking.conversion import (
-    DTYPES,
-    GATE_MODES,
     ConversionConfig,
     GateReport,
     SpikingCircuit,
     convert,
 )
-
-SPIKING_DIR = "spiking"
-CONVERSION_FILE = "conversion.json"
-
-
-def brian2_build_dir(run_dir: str | Path) -> Path:
-    """Where Brian2 caches its compiled code for this run."""
-    return Path(run_dir) / SPIKING_DIR / "brian2"
-
-
-# ------------------------------------------------------------------ CLI knobs
-def add_conversion_args(p: argparse.ArgumentParser) -> None:
-    """The conversion knobs shared by simulate / evaluate / export."""
-    d = ConversionConfig()
-    g = p.add_argument_group("conversion (accuracy vs speed)")
-    g.add_argument("--substeps", type=positive_int, default=d.substeps,
-                   help=f"simulation steps per task step (default {d.substeps})")
-    g.add_argument("--rho-max", type=float, default=d.rho_max,
-                   help=f"spikes per step at the percentile rate, (0, 1] (default {d.rho_max})")
-    g.add_argument("--percentile", type=float, default=d.percentile,
-                   help=f"rate percentile that sets the scale g (default {d.percentile})")
-    g.add_argument("--gate", choices=GATE_MODES, default=d.gate,
-                   help="what a failed 'rate model works at K sub-steps' check does")
-    g.add_argument("--dtype", choices=DTYPES, default=d.dtype, help="snntorch precision")
-    g.add_argument("--calibration-trials", type=positive_int, default=64,
-                   help="trials (mixed over the circuit's tasks) that calibrate g (default 64)")
-
-
-def add_backend_args(p: argparse.ArgumentParser) -> None:
-    """Backend options shared by simulate / evaluate."""
-    from neurosheet.spiking.backends.brian2 import TARGETS
-
-    p.add_argument("--device", help="snntorch device (default: cuda when available, else cpu)")
-    p.add_argument("--brian2-target", choices=TARGETS, default="auto",
-                   help="Brian2 code generation (auto: cython with a compiler, else numpy)")
-
-
-def config_from_args(args: argparse.Namespace) -> ConversionConfig:
-    return ConversionConfig(substeps=args.substeps, rho_max=args.rho_max,
-                            percentile=args.percentile, gate=args.gate, dtype=args.dtype)
-
-
-def backend_from_args(args: argparse.Namespace, run_dir: str | Path) -> Any:
-    from neurosheet.spiking.backends.base import get_backend
-
-    if args.backend == "brian2":
-        return get_backend("brian2", target=args.brian2_target,
-                           build_dir=brian2_build_dir(run_dir))
-    return get_backend("snntorch", device=args.device)
 
 
 # ------------------------------------------------------------------ task inputs
@@ -84,7 +33,7 @@ def _tasks_module() -> Any:
         import neurosheet.tasks as tasks
     except ImportError:
         raise NeurosheetError(
-            "the Mod-Cog task package (neurosheet.tasks) is not available; pass --inputs FILE.npy"
+            "the Mod-Cog task package (neurosheet.tasks) is not available; give input arrays"
         ) from None
     return tasks
 
@@ -92,13 +41,13 @@ def _tasks_module() -> Any:
 def sampler(circuit: Circuit, seed: int) -> Any:
     """A trial sampler over the circuit's trained tasks (same rule-input layout as training)."""
     if not circuit.tasks:
-        raise NeurosheetError("this circuit records no tasks; pass --inputs FILE.npy")
+        raise NeurosheetError("this circuit records no tasks: give input arrays (inputs)")
     return _tasks_module().TrialSampler(list(circuit.tasks), seed=seed)
 
 
 def calibration_batch(circuit: Circuit, trials: int, seed: int) -> Any:
-    """Trials mixed over the circuit's tasks, drawn from their own seed (not the test trials)."""
-    return sampler(circuit, seed + 7919).sample(trials)
+    """Trials mixed over the circuit's tasks, drawn from the run's 'calibration' seed stream."""
+    return sampler(circuit, SeedPlan(seed).calibration).sample(trials)
 
 
 def valid_steps(batch: Any) -> np.ndarray:
@@ -125,13 +74,13 @@ def save_conversion(run_dir: str | Path, spiking: SpikingCircuit) -> Path:
     """Record the conversion constants in ``DIR/spiking/conversion.json``."""
     data = spiking.summary()
     data["graph_fingerprint"] = spiking.graph.fingerprint()
-    return write_json(Path(run_dir) / SPIKING_DIR / CONVERSION_FILE, data)
+    return write_json(RunDir(run_dir).conversion, data)
 
 
 def load_conversion(run_dir: str | Path, circuit: Circuit,
                     config: ConversionConfig | None = None) -> SpikingCircuit | None:
     """The saved conversion of this run, if it exists, belongs to ``circuit`` and used ``config``."""
-    path = Path(run_dir) / SPIKING_DIR / CONVERSION_FILE
+    path = RunDir(run_dir).conversion
     if not path.is_file():
         return None
     try:
