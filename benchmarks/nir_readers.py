@@ -7,6 +7,8 @@ held-out trials (``--trials`` per task, seed ``--seed``) scores:
 - each reader in ``--readers``: ``snntorch.import_from_nir`` (fixed 0.1 ms step) and norse's
   ``from_nir(dt=0.1 ms)``, importing the file unedited. The harness only holds each task input
   for its task step and averages the output over each task step (the file's stated rules).
+  ``norse-sim-dt`` reads a second file stated at neurosheet's own simulation step with norse
+  at that step (exact when the map is right; snntorch cannot run another step).
 Prints step accuracy, trial success and the agreement with neurosheet's decisions per reader.
 
 The readers need packages neurosheet does not depend on (norse pins nothing newer than torch
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     export_s = time.perf_counter() - t0
     net = read_nir(path).network
     readers = [r for r in args.readers.split(",") if r]
+    sim_path = Path(tmp.name) / "circuit-sim-dt.nir"
+    if "norse-sim-dt" in readers:
+        write_nir(spiking, sim_path, dt_s=spiking.sim_dt_ms / 1e3)
     names = ["nir-reference", *readers]
     logits: dict[str, dict[str, np.ndarray]] = {name: {} for name in ["neurosheet", *names]}
     timing = dict.fromkeys(["neurosheet", *names], 0.0)
@@ -84,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                 y = neurosheet_logits(spiking, batch.inputs)
             elif name == "nir-reference":
                 y = simulate(net, batch.inputs, dtype="float32")[0]
+            elif name == "norse-sim-dt":
+                y = run_reader("norse", sim_path, batch.inputs, net.task_dt_s,
+                               dt_s=spiking.sim_dt_ms / 1e3, batch_size=args.batch_size)
             else:
                 y = run_reader(name, path, batch.inputs, net.task_dt_s,
                                batch_size=args.batch_size)
