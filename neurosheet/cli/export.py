@@ -32,15 +32,16 @@ def run(args: argparse.Namespace) -> int:
     circuit = load_run_circuit(args.run_dir)
     inputs = None if args.inputs is None else load_inputs(args.inputs, circuit.n_inputs)
     sc = spiking_for_run(args.run_dir, circuit, config_from_args(args),
-                         args.calibration_trials, args.seed, inputs=inputs)
+                         args.calibration_trials, args.seed, inputs=inputs,
+                         tuned=not args.converted)
     path = write_nir(sc, args.nir)
     back = read_nir(path)  # verify the file before reporting success
     info = {"nir": str(path), "neurons": sc.n, "synapses": back.synapses,
-            "bytes": path.stat().st_size, "g": sc.g, "substeps": sc.substeps,
-            "sim_dt_ms": sc.sim_dt_ms}
+            "bytes": path.stat().st_size, "substeps": sc.substeps,
+            "sim_dt_ms": sc.sim_dt_ms, "source": sc.meta.get("source", "conversion")}
     if args.json:
         print_json(info)
     else:
         print(f"wrote {path}: {sc.n} neurons, {back.synapses:,} recurrent synapses (edge list "
-              f"kept), {info['bytes']:,} bytes; dt {sc.sim_dt_ms:g} ms, g = {sc.g:.4g}")
+              f"kept), {info['bytes']:,} bytes; dt {sc.sim_dt_ms:g} ms ({info['source']})")
     return 0
