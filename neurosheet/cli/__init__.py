@@ -18,7 +18,8 @@ from neurosheet.core.errors import NeurosheetError
 
 # Subcommands in the order of the data's path; a module that is absent is simply not offered.
 COMMANDS = (
-    "pipeline", "sheet", "tasks", "train", "evaluate", "sweep", "simulate", "export",
+    "pipeline", "sheet", "tasks", "train", "evaluate", "sweep", "simulate", "finetune",
+    "export",
     "budget", "analyze",
 )
 
