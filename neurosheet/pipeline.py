@@ -1,4 +1,4 @@
-"""The one-command pipeline: train -> evaluate -> convert -> simulate (snntorch, Brian2) -> budgets.
+"""The one-command pipeline: train -> convert -> fine-tune -> simulate (snntorch, Brian2) -> budgets.
 
 Every stage is a plain call into the library on the run directory that training writes, so
 this module only orders the stages, catches a stage's refusal (e.g. a conversion gate) as a
@@ -8,7 +8,7 @@ reported result rather than a crash, and writes one folder a person can open::
     OUT/run/              the training run directory (graph, circuit, checkpoint, metrics, plots)
     OUT/sheet.png         the sheet and its wiring
     OUT/raster-*.png      spike rasters with the decoded output
-    OUT/evaluation.json   rate vs spiking accuracy per task
+    OUT/evaluation.json   rate vs spiking accuracy per task (same trials for every backend)
     OUT/budget/           budget-<target>.{md,json,png} and the comparison budget-all.*
 
 Re-running on the same OUT resumes training from its last checkpoint.
@@ -28,7 +28,7 @@ from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.io import write_json, write_npz, write_text
 
 SPIKE_COUNTS_FILE = "spike_counts.npz"
-N_STAGES = 6
+N_STAGES = 7
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,16 @@ class PipelineConfig:
     suite: str = "demo"
     seed: int = 0
     steps: int | None = None  # None: the preset's own step count
-    eval_trials: int = 64  # held-out trials per task, rate and snntorch
-    brian2_trials: int = 16  # Brian2 is the reference simulator, slower: fewer trials
+    eval_trials: int = 64  # held-out trials per task, the same trials for every backend
+    brian2_trials: int | None = None  # None: eval_trials (fewer: every backend gets fewer)
     spike_trials: int = 64  # mixed trials whose spike counts feed the synaptic-op budget
     targets: tuple[str, ...] = ()  # () = every profile in deploy/
     brian2: bool = True
     brian2_target: str = "auto"  # auto: cython when a compiler exists, else numpy
     gate: str = "error"  # what a failed "rate model works at K sub-steps" check does
+    finetune: bool = True  # fine-tune the spiking circuit when its fidelity falls short
+    finetune_below: float = 0.95  # ... i.e. validation trial success < this x the rate model's
+    finetune_steps: int | None = None  # None: FinetuneConfig's default
     progress: bool = True
 
     def conversion(self) -> Any:
@@ -53,6 +56,11 @@ class PipelineConfig:
         from neurosheet.spiking.conversion import ConversionConfig
 
         return ConversionConfig(gate=self.gate)
+
+    @property
+    def trials(self) -> int:
+        """Held-out trials per task for every backend (Brian2's count caps them all)."""
+        return min(self.eval_trials, self.brian2_trials or self.eval_trials)
 
 
 @dataclass
@@ -96,6 +104,9 @@ def run_pipeline(out_dir: str | Path, cfg: PipelineConfig = PipelineConfig(),
     circuit = _load(run_dir)
     summary["graph"] = circuit.graph.summary()
     stage("plot the sheet", lambda: _plot_sheet(circuit, out / "sheet.png"))
+    tuned = stage("convert and fine-tune the spiking circuit",
+                  lambda: _finetune(circuit, run_dir, cfg, log), optional=True)
+    summary["finetune"] = tuned
     evaluation = stage("evaluate rate, snntorch and Brian2",
                        lambda: _evaluate(circuit, run_dir, cfg, log))
     summary["evaluation"] = evaluation
@@ -139,34 +150,89 @@ def _plot_sheet(circuit: Any, path: Path) -> str:
     return str(save_figure(sheet_figure(circuit.graph), path))
 
 
+def _finetune(circuit: Any, run_dir: Path, cfg: PipelineConfig,
+              log: Callable[[str], None]) -> dict[str, Any]:
+    """Convert; fine-tune when the converted circuit's validation trial success is below
+    ``finetune_below`` x the rate model's on the same validation trials."""
+    from dataclasses import replace
+
+    from neurosheet.rate.evaluation import heldout_batches, rate_backend, score_batches
+    from neurosheet.spiking.finetune import (
+        VALIDATION_SEED_OFFSET,
+        FinetuneConfig,
+        finetune_run,
+        validate,
+    )
+    from neurosheet.spiking.rundir import load_tuned, spiking_for_run
+
+    ft = FinetuneConfig(seed=cfg.seed)
+    if cfg.finetune_steps is not None:
+        ft = replace(ft, steps=cfg.finetune_steps)
+    conv = cfg.conversion()
+    existing = load_tuned(run_dir, circuit, conv)
+    if existing is not None:
+        meta = existing.meta.get("finetune", {})
+        return {"status": "reused", "validation": meta, "steps": meta.get("steps_done")}
+    sc = spiking_for_run(run_dir, circuit, conv, 64, cfg.seed, tuned=False)
+    val = heldout_batches(circuit.tasks, ft.eval_trials, ft.seed + VALIDATION_SEED_OFFSET,
+                          rule_inputs=circuit.tasks)
+    rate = score_batches(rate_backend(circuit), val, tuple(val))["mean"]["trial_success"]
+    spk = validate(sc, val)["mean"]["trial_success"]
+    ratio = spk / rate if rate > 0 else None  # None: the rate model fails the validation too
+    info: dict[str, Any] = {"validation_trials_per_task": ft.eval_trials,
+                            "rate_trial_success": rate, "converted_trial_success": spk,
+                            "converted_ratio": ratio, "threshold": cfg.finetune_below}
+    log(f"      converted: validation trial success {spk:.3f} vs rate {rate:.3f} "
+        f"(threshold {cfg.finetune_below} x rate)")
+    if not cfg.finetune or (ratio is not None and ratio >= cfg.finetune_below):
+        info["status"] = "not needed" if cfg.finetune else "off"
+        return info
+    t0 = time.perf_counter()
+    res = finetune_run(run_dir, ft, conv, seed=cfg.seed, log=log)
+    info.update(status="fine-tuned", steps=res.steps, best_step=res.best_step,
+                tuned_trial_success=res.best["mean"]["trial_success"],
+                seconds=time.perf_counter() - t0, train_substeps=list(ft.substeps),
+                substeps=res.circuit.substeps)
+    return info
+
+
 def _evaluate(circuit: Any, run_dir: Path, cfg: PipelineConfig,
               log: Callable[[str], None]) -> dict[str, Any]:
+    """Rate, snntorch and Brian2 on the same held-out trials (same seed, same count)."""
     from neurosheet.rate.evaluation import evaluate_circuit
 
     seed = cfg.seed + 12345  # held-out trials, never the training stream
+    trials = cfg.trials
     results: dict[str, Any] = {}
-    runs = [("rate", cfg.eval_trials), ("snntorch", cfg.eval_trials)]
-    if cfg.brian2:
-        runs.append(("brian2", cfg.brian2_trials))
-    for backend, trials in runs:
+    runs = ["rate", "snntorch"] + (["brian2"] if cfg.brian2 else [])
+    for backend in runs:
         opts: dict[str, Any] = {}
         if backend != "rate":
             opts = {"run_directory": run_dir, "progress": False, "gate": cfg.gate,
                     "brian2_target": cfg.brian2_target}
+        t0 = time.perf_counter()
         try:
             res = evaluate_circuit(circuit, circuit.tasks, trials, seed, backend, **opts)
         except NeurosheetError as exc:  # e.g. the conversion gate refused this circuit
             results[backend] = {"refused": str(exc), "trials": trials}
             log(f"      {backend}: {exc}")
             continue
+        res["seconds"] = time.perf_counter() - t0
         results[backend] = res
-        log(f"      {backend:<8} mean step accuracy {res['mean']['step_accuracy']:.3f}, "
-            f"trial success {res['mean']['trial_success']:.3f} ({trials} trials/task)")
-    rate = results["rate"]["mean"]["step_accuracy"]
+        m, ci = res["mean"], res["ci"]["trial_success"]
+        log(f"      {backend:<8} trial success {m['trial_success']:.3f} "
+            f"[{ci[0]:.3f}, {ci[1]:.3f}], step accuracy {m['step_accuracy']:.3f}, "
+            f"Yang 36 deg {m['yang_success']:.3f} ({trials} trials/task, "
+            f"{res['seconds']:.0f} s)")
+    rate = results["rate"]["mean"]["trial_success"]
     for backend in ("snntorch", "brian2"):
         r = results.get(backend, {})
-        if "mean" in r and rate:
-            r["fidelity"] = r["mean"]["step_accuracy"] / rate
+        if "mean" in r:
+            r["fidelity"] = r["mean"]["trial_success"] / rate if rate > 0 else None
+            r["worst_task_ratio"] = min(
+                (v["trial_success"] / results["rate"]["per_task"][k]["trial_success"]
+                 for k, v in r["per_task"].items()
+                 if results["rate"]["per_task"][k]["trial_success"] > 0), default=None)
     return results
 
 
@@ -228,13 +294,14 @@ def _budgets(circuit: Any, run_dir: Path, out: Path, cfg: PipelineConfig,
     seed = cfg.seed + 12345
 
     def accuracy(c: Any) -> float:  # re-evaluated after quantization, never estimated
-        return float(evaluate_circuit(c, c.tasks, cfg.eval_trials, seed)["mean"]["step_accuracy"])
+        return float(evaluate_circuit(c, c.tasks, cfg.trials, seed)["mean"]["trial_success"])
 
     names = cfg.targets or tuple(list_targets())
     reports = compare_targets(
         circuit, [load_target(t) for t in names], spikes=counts, accuracy_fn=accuracy,
-        accuracy_label=f"step_accuracy, mean over {len(circuit.tasks)} tasks, "
-        f"{cfg.eval_trials} held-out trials each, rate model",
+        accuracy_label=f"trial_success (fixation held and the right answer on every decision "
+        f"step), mean over {len(circuit.tasks)} tasks, {cfg.trials} held-out trials each, "
+        "rate model",
         seed=cfg.seed, source=str(run_dir))
     written = write_comparison(reports, out / "budget")
     return {"rows": comparison_rows(reports), "locality": locality_summary(reports),
@@ -288,29 +355,59 @@ def index_markdown(s: dict[str, Any]) -> str:
                             if t["steps_to_criterion"] is not None else "not reached"),
         "- learning curves: [run/plots/learning_curves.png](run/plots/learning_curves.png)",
         "",
-        "## Accuracy: rate vs spiking (held-out trials)",
+        "## Accuracy: rate vs spiking (held-out trials, the same trials for every backend)",
         "",
-        "Metric: step accuracy on decision steps / trial success (fixation held and every "
-        "decision step correct), mean over tasks.",
+        "Headline: **trial success** — fixation held on every step before the decision and "
+        "the right ring unit on every decision step; it forgives nothing. Beside it, "
+        "*step accuracy* (decision steps right, pooled; forgives a wrong step inside an "
+        "otherwise right trial) and *Yang 36°* (Yang et al. 2019: the last step only, within "
+        "36° of the target; forgives an answer one ring unit off and every earlier step). "
+        "Brackets: 95% intervals (Wilson for trial success).",
         "",
-        "| task | " + " | ".join(b for b in ev) + " |",
-        "|---|" + "---|" * len(ev),
+        "| task | " + " | ".join(f"{b} trial success" for b in ev) + " | "
+        + " | ".join(f"{b} step / Yang" for b in ev) + " |",
+        "|---|" + "---|" * (2 * len(ev)),
     ]
     tasks = list(ev["rate"]["per_task"])
+
+    def trial_cell(row: dict[str, Any]) -> str:
+        ci = row.get("ci", {}).get("trial_success")
+        return f"{row['trial_success']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
     for name in tasks:
-        cells = []
+        cells, more = [], []
         for b in ev:
             r = ev[b]
-            cells.append("refused" if "refused" in r else
-                         f"{r['per_task'][name]['step_accuracy']:.3f} / "
-                         f"{r['per_task'][name]['trial_success']:.3f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    cells = []
+            if "refused" in r:
+                cells.append("refused")
+                more.append("—")
+                continue
+            row = r["per_task"][name]
+            cells.append(trial_cell(row))
+            more.append(f"{row['step_accuracy']:.3f} / {row['yang_success']:.3f}")
+        lines.append(f"| {name} | " + " | ".join(cells + more) + " |")
+    cells, more = [], []
     for b in ev:
         r = ev[b]
-        cells.append("refused" if "refused" in r else
-                     f"**{r['mean']['step_accuracy']:.3f}** / {r['mean']['trial_success']:.3f}")
-    lines += ["| mean | " + " | ".join(cells) + " |", ""]
+        if "refused" in r:
+            cells.append("refused")
+            more.append("—")
+            continue
+        lo, hi = r["ci"]["trial_success"]
+        cells.append(f"**{r['mean']['trial_success']:.3f}** [{lo:.3f}, {hi:.3f}]")
+        more.append(f"{r['mean']['step_accuracy']:.3f} / {r['mean']['yang_success']:.3f}")
+    lines += ["| mean | " + " | ".join(cells + more) + " |", ""]
+    ft = s.get("finetune") or {}
+    if ft.get("status") == "fine-tuned":
+        lines.append(
+            f"- spiking circuit: converted (validation trial success "
+            f"{ft['converted_trial_success']:.3f} vs rate {ft['rate_trial_success']:.3f}, "
+            f"below {ft['threshold']} x rate), then fine-tuned with surrogate gradients for "
+            f"{ft['steps']} steps ({ft['seconds']:.0f} s; best validation "
+            f"{ft['tuned_trial_success']:.3f}, {ft['validation_trials_per_task']} trials "
+            f"per task)")
+    elif ft.get("status"):
+        lines.append(f"- spiking circuit: fine-tuning {ft['status']}")
     for b in ("snntorch", "brian2"):
         r = ev.get(b)
         if r is None:
@@ -318,8 +415,11 @@ def index_markdown(s: dict[str, Any]) -> str:
         if "refused" in r:
             lines.append(f"- {b}: conversion refused — {r['refused']}")
         else:
-            lines.append(f"- {b}: {r['trials']} trials per task; spiking / rate mean step "
-                         f"accuracy = **{r['fidelity']:.3f}**")
+            worst, fid = r.get("worst_task_ratio"), r.get("fidelity")
+            lines.append(f"- {b}: {r['trials']} trials per task; spiking / rate mean trial "
+                         "success = " + (f"**{fid:.3f}**" if fid is not None else "— (the rate "
+                                         "network fails every trial)")
+                         + (f" (worst task {worst:.3f})" if worst is not None else ""))
     lines.append("")
     for name, path in (s.get("rasters") or {}).items():
         lines += [f"![raster {name}]({Path(path).name})", ""]

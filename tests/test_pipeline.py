@@ -9,7 +9,7 @@ import pytest
 from neurosheet.cli import main
 
 SHORT = ["--steps", "60", "--trials", "4", "--brian2-trials", "2", "--gate", "warn",
-         "--brian2-target", "numpy", "--quiet"]
+         "--brian2-target", "numpy", "--finetune-steps", "2", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,18 @@ def test_pipeline_writes_one_folder_a_person_can_open(report):
     assert all(s["status"] == "ok" for s in summary["stages"])
     ev = summary["evaluation"]
     assert set(ev) == {"rate", "snntorch", "brian2"}
-    assert 0.0 <= ev["snntorch"]["fidelity"] and "per_task" in ev["brian2"]
+    assert "fidelity" in ev["snntorch"] and "per_task" in ev["brian2"]
+    # every backend on the same trials, the same count (Brian2's smaller count caps all)
+    assert ev["rate"]["trials"] == ev["snntorch"]["trials"] == ev["brian2"]["trials"] == 2
+    assert ev["rate"]["seed"] == ev["snntorch"]["seed"] == ev["brian2"]["seed"]
+    for r in ev.values():
+        lo, hi = r["ci"]["trial_success"]
+        assert 0.0 <= lo <= r["mean"]["trial_success"] <= hi <= 1.0
+    # the 60-step network is far from its rate network: the pipeline fine-tuned it
+    ft = summary["finetune"]
+    assert ft["status"] == "fine-tuned" and ft["steps"] == 2
+    assert (report / "run" / "spiking" / "circuit.npz").is_file()
+    assert "trial success" in index and "Wilson" in index
 
 
 def test_sheet_tiling_crosses_fewer_edges_than_random(report):

@@ -38,9 +38,10 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="--evaluate: held-out trials per task (default 64)")
     p.add_argument("--eval-seed", type=int, default=12345,
                    help="--evaluate: seed of the held-out trials (default 12345, as evaluate)")
-    p.add_argument("--metric", default="step_accuracy",
-                   choices=("step_accuracy", "trial_success", "yang_success"),
-                   help="--evaluate: accuracy metric, mean over tasks (default step_accuracy)")
+    p.add_argument("--metric", default="trial_success",
+                   choices=("trial_success", "step_accuracy", "yang_success"),
+                   help="--evaluate: accuracy metric, mean over tasks (default trial_success: "
+                   "fixation held and the right answer on every decision step)")
     p.add_argument("--simulate", dest="backend", choices=("snntorch", "brian2"),
                    help="count spikes with this spiking backend on --spike-trials held-out "
                    "trials mixed over the circuit's tasks (instead of --spikes)")
@@ -112,7 +113,7 @@ def _simulate(source: Any, args: argparse.Namespace) -> Any:
         raise NeurosheetError("--simulate needs a run directory with trained weights "
                               "(circuit.npz), not a bare graph")
     sc = spiking_for_run(args.dir, source, config_from_args(args), args.calibration_trials,
-                         args.eval_seed)
+                         args.eval_seed, tuned=not args.converted)
     batch = sampler(source, args.eval_seed + 1).sample(args.spike_trials)
     result = backend_from_args(args, args.dir).run(sc, batch.inputs, progress=not args.json)
     counts = (result.counts * valid_steps(batch)[:, :, None]).sum(0)  # [trials, N]

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json({**result, "rate": rate, "comparison": cmp})
         else:
-            print(format_comparison(args.backend, cmp))
+            print(format_comparison(args.backend, cmp, args.trials))
         return 0
     result = evaluate_run(args.run_dir, tasks, args.trials, args.seed, args.backend, **options)
     if args.json:
@@ -62,15 +62,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_table(result: dict) -> str:
-    """Per-task table: step accuracy, trial success, Yang success, trials."""
-    head = f"{'task':<22}{'step acc':>10}{'trial':>10}{'yang':>10}{'trials':>8}"
+    """Per-task table: trial success (95% Wilson interval), step accuracy, Yang, trials."""
+    def ci(m: dict) -> str:
+        c = m.get("ci", {}).get("trial_success") if "ci" in m else None
+        return f"[{c[0]:.3f}, {c[1]:.3f}]" if c else ""
+
+    head = f"{'task':<22}{'trial':>8}{'95% interval':>17}{'step acc':>10}{'yang':>8}{'trials':>8}"
     lines = [f"backend {result['backend']}, {result['trials']} trials per task", head,
              "-" * len(head)]
     for name, m in result["per_task"].items():
-        lines.append(f"{name:<22}{m['step_accuracy']:>10.3f}{m['trial_success']:>10.3f}"
-                     f"{m['yang_success']:>10.3f}{m['n_trials']:>8}")
+        lines.append(f"{name:<22}{m['trial_success']:>8.3f}{ci(m):>17}"
+                     f"{m['step_accuracy']:>10.3f}{m['yang_success']:>8.3f}{m['n_trials']:>8}")
     mean = result["mean"]
+    c = result.get("ci", {}).get("trial_success")
     lines.append("-" * len(head))
-    lines.append(f"{'mean over tasks':<22}{mean['step_accuracy']:>10.3f}"
-                 f"{mean['trial_success']:>10.3f}{mean['yang_success']:>10.3f}")
+    lines.append(f"{'mean over tasks':<22}{mean['trial_success']:>8.3f}"
+                 f"{(f'[{c[0]:.3f}, {c[1]:.3f}]' if c else ''):>17}"
+                 f"{mean['step_accuracy']:>10.3f}{mean['yang_success']:>8.3f}")
+    lines.append("trial success: fixation held and the right unit on every decision step; "
+                 "step acc: decision steps right (pooled); yang: last step within 36 deg")
     return "\n".join(lines)
