@@ -21,7 +21,7 @@ import torch
 from neurosheet.core.io import write_json
 from neurosheet.graph.circuit import load_run_circuit
 from neurosheet.rate.analysis import analyze_circuit, functional_clusters, task_rates
-from neurosheet.rate.bimt import prune_circuit
+from neurosheet.rate.bimt.prune import prune_circuit
 from neurosheet.rate.config import load_model_preset, with_overrides
 from neurosheet.rate.evaluation import evaluate_circuit
 from neurosheet.rate.training import train

@@ -26,7 +26,7 @@ from neurosheet.graph.circuit import load_run_circuit
 from neurosheet.rate.evaluation import heldout_batches, rate_backend, score_batches
 from neurosheet.spiking.backends.snntorch import SnntorchBackend
 from neurosheet.spiking.conversion import ConversionConfig, convert
-from neurosheet.spiking.rundir import calibration_batch, valid_steps
+from neurosheet.spiking.persist import calibration_batch, valid_steps
 
 BASE = {"gate": "off"}
 SWEEP: list[dict] = [

@@ -29,7 +29,7 @@ import torch
 from neurosheet.graph.circuit import load_run_circuit
 from neurosheet.rate.evaluation import heldout_batches
 from neurosheet.spiking.conversion import rate_logits
-from neurosheet.spiking.rundir import calibration_batch, valid_steps
+from neurosheet.spiking.persist import calibration_batch, valid_steps
 from neurosheet.tasks import score
 from neurosheet.tasks.trials import ring_distance
 

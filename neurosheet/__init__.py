@@ -1,26 +1,38 @@
 """neurosheet: locality-masked RNNs on a cortical sheet, from rate training to spiking hardware budgets.
 
-The data path, one module per stage::
+The data path, one subpackage per stage (nothing imports upward)::
 
-    sheet -> wiring -> graph (SheetGraph, shared by every stage) -> tasks (Mod-Cog)
-          -> rate model -> training -> circuit (run directory) -> conversion
-          -> spiking backends (snntorch, Brian2) -> reports (budgets)
+    core (errors, files, seeds, run directory) -> graph (sheet, wiring, SheetGraph, Circuit)
+        -> tasks (Mod-Cog) -> rate (model, training, BIMT) -> spiking (conversion, backends,
+        NIR) -> hardware (targets, partition, budgets) -> reports -> stages -> pipeline, cli
+
+The names below are imported on first use, so ``import neurosheet`` stays light.
 """
 
-from neurosheet.core.errors import NeurosheetError
-from neurosheet.graph.sheet import Sheet, make_sheet
-from neurosheet.graph.sheetgraph import Projection, SheetGraph
-from neurosheet.graph.wiring import build_graph, radius_for_density
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "NeurosheetError",
-    "Projection",
-    "Sheet",
-    "SheetGraph",
-    "__version__",
-    "build_graph",
-    "make_sheet",
-    "radius_for_density",
-]
+_LAZY = {
+    "NeurosheetError": "neurosheet.core.errors",
+    "Projection": "neurosheet.graph.sheetgraph",
+    "SheetGraph": "neurosheet.graph.sheetgraph",
+    "Sheet": "neurosheet.graph.sheet",
+    "make_sheet": "neurosheet.graph.sheet",
+    "build_graph": "neurosheet.graph.wiring",
+    "radius_for_density": "neurosheet.graph.wiring",
+    "RunDir": "neurosheet.core.rundir",
+    "SeedPlan": "neurosheet.core.seeds",
+}
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'neurosheet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(["__version__", *_LAZY])

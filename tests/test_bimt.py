@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,18 +17,17 @@ from neurosheet.graph.circuit import RateParams, load_run_circuit, save_run_circ
 from neurosheet.graph.projections import attach_projections
 from neurosheet.graph.sheet import make_sheet
 from neurosheet.graph.wiring import build_graph
-from neurosheet.rate.bimt import (
-    BimtConfig,
-    BimtRegularizer,
+from neurosheet.rate.bimt.config import BimtConfig
+from neurosheet.rate.bimt.cost import (
     WiringGeometry,
     dense_abs,
-    prune_circuit,
-    prune_run,
     relocate,
     swap_deltas,
     swap_dense,
     wiring_cost,
 )
+from neurosheet.rate.bimt.prune import prune_circuit, prune_run
+from neurosheet.rate.bimt.regularizer import BimtRegularizer
 from neurosheet.rate.model import RateRNN
 
 N, N_IN, N_OUT = 16, 5, 3
@@ -317,3 +319,21 @@ def test_moments_stay_behind_without_permute_optimizer_and_l1_swaps_work():
     report = reg.relocate(opt)
     assert report.swaps > 0
     torch.testing.assert_close(opt.state[model.rec.values]["exp_avg"], before)  # reference Q1
+
+
+def _torch_after_import(*modules: str) -> bool:
+    """Whether importing ``modules`` in a fresh interpreter pulls torch into sys.modules."""
+    code = f"import sys\nimport {', '.join(modules)}\nprint('torch' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    return out.stdout.strip() == "True"
+
+
+def test_reading_presets_and_bimt_settings_does_not_import_torch():
+    # what `neurosheet --help` and preset validation need: no torch (issue 10, fast start)
+    assert not _torch_after_import("neurosheet.rate.config", "neurosheet.core.presets",
+                                   "neurosheet.rate.bimt", "neurosheet.rate.bimt.config",
+                                   "neurosheet.rate.bimt.cost", "neurosheet.rate.bimt.prune")
+    # the check sees torch where it is imported (the training hook)
+    assert _torch_after_import("neurosheet.rate.bimt.regularizer")

@@ -11,7 +11,7 @@ from neurosheet.core import rundir
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.graph.circuit import load_run_circuit
 from neurosheet.rate.config import ModelPreset, load_model_preset
-from neurosheet.rate.training import PRUNED_DIR, train
+from neurosheet.rate.training import train
 
 SUITE = "demo"
 
@@ -50,14 +50,14 @@ def test_bimt_run_resumes_exactly_across_swaps_and_prunes(tmp_path):
     assert [h["step"] for h in a.meta["bimt"]["swaps"]] == [2, 5]
     assert a.meta["bimt"]["perm"] != list(range(16))  # neurons did move
     # the pruned circuit is a run directory of its own, with its evaluation
-    pruned = load_run_circuit(full.run_dir / PRUNED_DIR)
+    pruned = load_run_circuit(rundir.RunDir(full.run_dir).pruned.path)
     assert pruned.graph.synapses < a.graph.synapses
-    summary = json.loads((full.run_dir / rundir.SUMMARY).read_text())
+    summary = json.loads(rundir.RunDir(full.run_dir).summary.read_text())
     assert summary["pruned"]["synapses"] == pruned.graph.synapses
     assert summary["bimt_mode"] == "bimt" and summary["swap_passes"] == 2
-    assert (full.run_dir / PRUNED_DIR / rundir.EVAL).is_file()
+    assert (rundir.RunDir(full.run_dir).pruned.eval).is_file()
     # the resolved config.toml (with its [bimt] table) is itself the same preset
-    again, _ = load_model_preset(full.run_dir / rundir.CONFIG_TOML)
+    again, _ = load_model_preset(rundir.RunDir(full.run_dir).config_toml)
     assert again == tiny_bimt()
 
 

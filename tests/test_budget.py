@@ -242,15 +242,15 @@ def test_reports_written(tmp_path):
 def test_cli_budget(tmp_path, capsys):
     save_run_circuit(tmp_path / "run", small_circuit())
     np.save(tmp_path / "spk.npy", np.ones((3, 6)))
-    rc = main(["budget", str(tmp_path / "run"), "--target", "loihi", "--json",
+    rc = main(["budget", str(tmp_path / "run"), "--targets", "loihi", "--json",
                "--spikes", str(tmp_path / "spk.npy"), "--out", str(tmp_path / "rep")])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["verdict"]["fits"] and out["activity"]["synops_per_trial"]["total"] == 11.0
     assert (tmp_path / "rep" / "budget-loihi.md").is_file()
-    assert main(["budget", str(tmp_path / "run"), "--target", "truenorh"]) == 2
+    assert main(["budget", str(tmp_path / "run"), "--targets", "truenorh"]) == 2
     assert "did you mean: truenorth" in capsys.readouterr().err
-    assert main(["budget", str(tmp_path / "run"), "--all-targets"]) == 0
+    assert main(["budget", str(tmp_path / "run"), "--targets", "all"]) == 0
     assert "| xylo |" in capsys.readouterr().out
 
 
@@ -273,24 +273,24 @@ def test_cli_evaluate_quantized_accuracy(tmp_path, capsys):
     c = _task_circuit(seed=1, w_in=(0.0, 0.2), bias=0.0)
     g = c.graph
     save_run_circuit(tmp_path / "run", c)
-    rc = main(["budget", str(tmp_path / "run"), "--target", "dynapse2", "--json", "--evaluate",
+    rc = main(["budget", str(tmp_path / "run"), "--targets", "dynapse2", "--json", "--evaluate",
                "--trials", "4"])
     assert rc == 0
     acc = json.loads(capsys.readouterr().out)["quantization"]["accuracy"]
-    assert acc["status"] == "evaluated" and "step_accuracy" in acc["metric"]
+    assert acc["status"] == "evaluated" and "trial_success" in acc["metric"]
     assert 0.0 <= acc["float"] <= 1.0 and 0.0 <= acc["quantized"] <= 1.0
     assert acc["delta"] == pytest.approx(acc["quantized"] - acc["float"])
     # a bare graph has no weights to evaluate: one-line error
     g.save(tmp_path / "g.npz")
-    assert main(["budget", str(tmp_path / "g.npz"), "--target", "loihi", "--evaluate"]) == 2
+    assert main(["budget", str(tmp_path / "g.npz"), "--targets", "loihi", "--evaluate"]) == 2
     assert "needs a run directory" in capsys.readouterr().err
 
 
 def test_cli_simulate_counts_spikes(tmp_path, capsys):
     c = _task_circuit(seed=2, w_in=(0.1, 0.3), bias=0.2)
     save_run_circuit(tmp_path / "run", c)
-    rc = main(["budget", str(tmp_path / "run"), "--target", "loihi", "--json",
-               "--simulate", "snntorch", "--spike-trials", "3", "--substeps", "5",
+    rc = main(["budget", str(tmp_path / "run"), "--targets", "loihi", "--json",
+               "--backend", "snntorch", "--spike-trials", "3", "--substeps", "5",
                "--gate", "off", "--calibration-trials", "4"])
     assert rc == 0
     act = json.loads(capsys.readouterr().out)["activity"]
@@ -299,6 +299,6 @@ def test_cli_simulate_counts_spikes(tmp_path, capsys):
     assert act["spikes_per_trial"] > 0
     assert act["synops_per_trial"]["total"] == pytest.approx(
         act["synops_per_trial"]["recurrent"] + act["synops_per_trial"]["readout"])
-    assert main(["budget", str(tmp_path / "run"), "--target", "loihi", "--simulate", "snntorch",
+    assert main(["budget", str(tmp_path / "run"), "--targets", "loihi", "--backend", "snntorch",
                  "--spikes", "x.npy"]) == 2
     assert "not both" in capsys.readouterr().err

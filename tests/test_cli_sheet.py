@@ -40,8 +40,8 @@ def test_every_rule_runs(capsys, rule):
 def test_plot_and_save(tmp_path, capsys):
     png, npz = tmp_path / "sheet.png", tmp_path / "g.npz"
     code, out, _ = run_cli(capsys, "sheet", "--n", "256", "--density", "0.05", "--periodic",
-                           "--plot", str(png), "--save", str(npz), "--inputs", "35",
-                           "--outputs", "17")
+                           "--plot", str(png), "--save", str(npz), "--n-inputs", "35",
+                           "--n-outputs", "17")
     assert code == 0 and "recurrent synapses" in out
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     g = SheetGraph.load(npz)

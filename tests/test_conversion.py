@@ -10,7 +10,6 @@ import pytest
 
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.graph.circuit import RateParams, save_run_circuit
-from neurosheet.spiking import get_backend
 from neurosheet.spiking.conversion import (
     ConversionConfig,
     convert,
@@ -21,6 +20,7 @@ from neurosheet.spiking.conversion import (
 )
 from neurosheet.spiking.demo import random_circuit, random_inputs
 from neurosheet.spiking.model import NeuronModel, SpikingCircuit
+from neurosheet.spiking.registry import create_backend
 
 ACTIVE = {"rate_hz": 1000.0, "tau_mem_ms": 50.0}  # a busy network for the small test circuit
 
@@ -206,7 +206,7 @@ def test_spike_rates_follow_the_rate_model(circuit, inputs):
     """Converted with a busy recipe, each neuron's spike count tracks its rate (after the first
     task steps; the LIF's threshold and leak bend the curve, so a correlation, not equality)."""
     sc = convert(circuit, inputs, ConversionConfig(substeps=50, dtype="float64", **ACTIVE))
-    res = get_backend("snntorch", device="cpu", dtype="float64").run(sc, inputs)
+    res = create_backend("snntorch", device="cpu", dtype="float64").run(sc, inputs)
     _, rates = rate_logits(circuit, inputs, 50)
     assert res.total_spikes > 1000
     corr = np.corrcoef(res.counts[2:].ravel(), rates[2:].ravel())[0, 1]
@@ -229,7 +229,7 @@ def test_spiking_circuit_files_round_trip(circuit, inputs, tmp_path):
 
 def test_a_changed_weight_invalidates_the_saved_conversion(tmp_path):
     """The saved conversion is keyed on the weight arrays: one changed weight converts again."""
-    from neurosheet.spiking.rundir import load_conversion, spiking_for_run
+    from neurosheet.spiking.persist import load_conversion, spiking_for_run
 
     c = random_circuit(49, density=0.15, seed=11)
     u = random_inputs(6, 5, 4, seed=12)

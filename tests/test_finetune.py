@@ -31,7 +31,7 @@ def _task_circuit(seed: int = 3) -> Circuit:
 
 @pytest.fixture(scope="module")
 def converted():
-    from neurosheet.spiking.rundir import calibration_batch
+    from neurosheet.spiking.persist import calibration_batch
 
     c = _task_circuit()
     cal = calibration_batch(c, 8, 0)
@@ -63,7 +63,7 @@ def test_finetuning_keeps_masked_synapses_exactly_zero(converted, tmp_path):
 def test_gradients_reach_only_edge_values(converted):
     _, sc = converted
     net = SpikingSheet(sc)
-    from neurosheet.spiking.rundir import calibration_batch
+    from neurosheet.spiking.persist import calibration_batch
 
     b = calibration_batch(sc_circuit := converted[0], 4, 1)
     out = net(torch.as_tensor(b.inputs), substeps=4)
@@ -123,7 +123,7 @@ def test_bad_finetune_knobs_are_one_line_errors(kwargs):
 def test_to_snntorch_trains_in_a_users_own_loop(converted):
     """The converted circuit as an nn.Module: a plain torch optimizer loop changes only edges."""
     c, sc = converted
-    from neurosheet.spiking.rundir import calibration_batch
+    from neurosheet.spiking.persist import calibration_batch
 
     net = sc.to_snntorch()
     assert isinstance(net, torch.nn.Module)
@@ -145,7 +145,7 @@ def test_to_snntorch_trains_in_a_users_own_loop(converted):
 def test_finetune_cli_writes_the_circuit_every_command_uses(tmp_path, capsys):
     c = _task_circuit(seed=5)
     save_run_circuit(tmp_path, c)
-    argv = ["finetune", str(tmp_path), "--steps", "2", "--train-substeps", "4", "--batch",
+    argv = ["finetune", str(tmp_path), "--finetune-steps", "2", "--train-substeps", "4", "--batch",
             "4", "--substeps", "6", "--rate-hz", "1000", "--tau-mem", "50", "--gate", "off",
             "--calibration-trials", "8", "--json"]
     assert main(argv) == 0
@@ -153,7 +153,7 @@ def test_finetune_cli_writes_the_circuit_every_command_uses(tmp_path, capsys):
     assert summary["steps"] == 2 and summary["substeps"] == 6
     tuned_path = tmp_path / "spiking" / "circuit.npz"
     assert tuned_path.is_file() and (tmp_path / "spiking" / "conversion.npz").is_file()
-    from neurosheet.spiking.rundir import load_tuned, spiking_for_run
+    from neurosheet.spiking.persist import load_tuned, spiking_for_run
 
     cfg = ConversionConfig(substeps=6, rate_hz=1000.0, tau_mem_ms=50.0, gate="off")
     tuned = load_tuned(tmp_path, c, cfg)

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from neurosheet.core.errors import NeurosheetError
-from neurosheet.spiking import get_backend
 from neurosheet.spiking.backends.brian2 import Brian2Backend, codegen_prefs
 from neurosheet.spiking.backends.snntorch import SnntorchBackend
 from neurosheet.spiking.conversion import ConversionConfig, convert, decisions
 from neurosheet.spiking.demo import random_circuit, random_inputs
 from neurosheet.spiking.network import SpikingSheet
+from neurosheet.spiking.registry import create_backend
 
 BUSY = {"rate_hz": 1000.0, "tau_mem_ms": 50.0}  # enough spikes to compare on a small circuit
 
@@ -134,8 +134,8 @@ def test_cython_matches_and_caches_in_the_build_dir(sc64, brian_numpy, tmp_path)
 
 
 def test_bad_backend_options_are_one_line_errors():
-    with pytest.raises(NeurosheetError, match="unknown spiking backend"):
-        get_backend("nest")
+    with pytest.raises(NeurosheetError, match="unknown backend"):
+        create_backend("nest")
     with pytest.raises(NeurosheetError, match="Brian2 target"):
         Brian2Backend(target="gpu")
     with pytest.raises(NeurosheetError, match="matmul"):
@@ -181,7 +181,7 @@ def test_backends_agree_on_a_finetuned_circuit(tmp_path):
     circuit = type(circuit)(circuit.graph, circuit.w_rec, circuit.w_in, circuit.b_rec,
                             circuit.w_out, circuit.b_out, circuit.params, ("go",))
     save_run_circuit(tmp_path, circuit)
-    from neurosheet.spiking.rundir import calibration_batch
+    from neurosheet.spiking.persist import calibration_batch
 
     cal = calibration_batch(circuit, 8, 0)
     sc = convert(circuit, cal.inputs, ConversionConfig(substeps=10, gate="off", **BUSY))

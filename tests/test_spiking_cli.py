@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from neurosheet.cli import main
-from neurosheet.graph.circuit import CIRCUIT_FILE, GRAPH_FILE, save_run_circuit
+from neurosheet.core.rundir import RunDir
+from neurosheet.graph.circuit import save_run_circuit
 from neurosheet.spiking.demo import random_circuit, random_inputs
 from neurosheet.spiking.nir import read_nir
 
@@ -32,7 +33,7 @@ def test_simulate_prints_numbers_and_draws_a_raster(run_dir, backend, capsys, tm
     png = tmp_path / "raster.png"
     code = main(["simulate", str(run_dir), "--backend", backend, "--inputs",
                  str(run_dir / "inputs.npy"), "--trials", "4", "--substeps", "10",
-                 "--brian2-target", "numpy", "--raster", str(png), "--json"])
+                 "--brian2-target", "numpy", "--plot", str(png), "--json"])
     assert code == 0
     s = _json(capsys)
     assert s["backend"] == backend and s["trials"] == 4 and s["spikes"] > 0
@@ -41,8 +42,7 @@ def test_simulate_prints_numbers_and_draws_a_raster(run_dir, backend, capsys, tm
     assert s["conversion"]["substeps"] == 10
     assert s["conversion"]["neuron"]["reset"] == "zero"
     assert png.stat().st_size > 1000
-    assert (run_dir / "spiking" / "conversion.json").is_file()
-    assert (run_dir / "spiking" / "conversion.npz").is_file()
+    assert RunDir(run_dir).conversion.is_file() and RunDir(run_dir).conversion_json.is_file()
 
 
 def test_simulate_text_output(run_dir, capsys):
@@ -81,7 +81,7 @@ def _one_line_error(capsys, argv, match):
 def test_circuit_that_does_not_match_its_graph(tmp_path, capsys):
     save_run_circuit(tmp_path, random_circuit(49, density=0.15, seed=1))
     other = random_circuit(49, density=0.3, seed=1)
-    other.graph.save(tmp_path / GRAPH_FILE)
+    other.graph.save(RunDir(tmp_path).graph)
     np.save(tmp_path / "u.npy", random_inputs(3, 2, 4))
     for cmd in (["simulate", str(tmp_path), "--inputs", str(tmp_path / "u.npy")],
                 ["export", str(tmp_path), "--nir", str(tmp_path / "x.nir")]):
@@ -90,11 +90,11 @@ def test_circuit_that_does_not_match_its_graph(tmp_path, capsys):
 
 def test_nan_weights_are_refused(tmp_path, capsys):
     save_run_circuit(tmp_path, random_circuit(49, density=0.15, seed=1))
-    with np.load(tmp_path / CIRCUIT_FILE) as f:
+    with np.load(RunDir(tmp_path).circuit) as f:
         arrays = {k: f[k] for k in f.files}
     arrays["w_rec"] = arrays["w_rec"].copy()
     arrays["w_rec"][3] = np.nan
-    with open(tmp_path / CIRCUIT_FILE, "wb") as fh:
+    with open(RunDir(tmp_path).circuit, "wb") as fh:
         np.savez(fh, **arrays)
     np.save(tmp_path / "u.npy", random_inputs(3, 2, 4))
     _one_line_error(capsys, ["simulate", str(tmp_path), "--inputs", str(tmp_path / "u.npy")],
@@ -109,9 +109,9 @@ def test_other_bad_input_is_one_line(run_dir, tmp_path, capsys):
     _one_line_error(capsys, ["simulate", str(tmp_path / "nope"), "--inputs", "x.npy"],
                     "not found")
     _one_line_error(capsys, ["simulate", str(run_dir), "--inputs", str(run_dir / "inputs.npy"),
-                             "--rate-hz", "-3"], "rate_hz")
+                             "--rate-hz", "-3"], "--rate-hz")
     _one_line_error(capsys, ["simulate", str(run_dir), "--inputs", str(run_dir / "inputs.npy"),
-                             "--tau-mem", "0"], "tau_mem_ms")
+                             "--tau-mem", "0"], "--tau-mem")
     _one_line_error(capsys, ["export", str(run_dir), "--nir", str(tmp_path / "y.nir")],
                     "no tasks")
 
@@ -131,7 +131,7 @@ def task_run_dir(tmp_path_factory):
 def test_simulate_a_task_reports_accuracy_next_to_the_rate_network(task_run_dir, capsys, tmp_path):
     png = tmp_path / "task.png"
     code = main(["simulate", str(task_run_dir), "--task", "dm1", "--trials", "3", "--substeps",
-                 "5", "--calibration-trials", "8", "--raster", str(png), "--json"])
+                 "5", "--calibration-trials", "8", "--plot", str(png), "--json"])
     assert code == 0
     s = _json(capsys)
     assert s["task"] == "dm1" and s["trials"] == 3

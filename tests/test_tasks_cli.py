@@ -25,7 +25,7 @@ def test_list_all_and_suite_json(capsys):
 
 def test_show_prints_a_trial_and_plots(capsys, tmp_path):
     png = tmp_path / "trial.png"
-    assert main(["tasks", "show", "dmsintl", "--seed", "4", "--plot", str(png), "--json"]) == 0
+    assert main(["tasks", "show", "dmsintl", "--trial-seed", "4", "--plot", str(png), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["name"] == "dms-intl" and data["trial"]["seed"] == 4
     assert sum(data["trial"]["periods"].values()) == data["trial"]["steps"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from neurosheet import stages
 from neurosheet.core import rundir
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.graph.circuit import load_run_circuit
@@ -33,8 +35,8 @@ def losses(run_dir) -> list[float]:
 
 
 def test_run_directory_has_every_file_and_loads(tmp_path):
-    result = train(tmp_path / "run", tiny(), SUITE, seed=1, preset_name="tiny", progress=False)
-    run = result.run_dir
+    result = stages.train(tmp_path / "run", tiny(), SUITE, seed=1, progress=False)
+    run = Path(result.run_dir)
     for name in ("config.json", "config.toml", "graph.npz", "circuit.npz", "checkpoint.pt",
                  "metrics.jsonl", "eval.json", "summary.json", "plots/learning_curves.png"):
         assert (run / name).is_file(), name
@@ -152,7 +154,7 @@ def test_evaluate_run_scores_each_task(tmp_path):
     assert ev["mean"]["step_accuracy"] == pytest.approx(
         np.mean([m["step_accuracy"] for m in ev["per_task"].values()]))
     with pytest.raises(NeurosheetError, match="backend"):
-        evaluate_run(result.run_dir, trials=4, backend="loihi")
+        stages.evaluate(result.run_dir, "loihi", trials=4)
 
 
 def test_training_lowers_the_loss(tmp_path):

@@ -30,11 +30,11 @@ def test_train_then_evaluate_json(tmp_path, capsys):
     assert main(["train", "--preset", str(preset), "--suite", "demo", "--out", str(out),
                  "--no-progress", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["steps"] == 3 and "step_accuracy" in summary["mean"]
+    assert summary["steps"] == 3 and "trial_success" in summary["final"]
     assert main(["evaluate", str(out), "--trials", "3", "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["backend"] == "rate" and ev["trials"] == 3 and ev["per_task"]
-    assert main(["evaluate", str(out), "--trials", "3", "--substeps", "2"]) == 0
+    assert main(["evaluate", str(out), "--trials", "3", "--rate-substeps", "2"]) == 0
     table = capsys.readouterr().out
     assert "mean over tasks" in table
 

@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from neurosheet.core.errors import NeurosheetError
 
-# Subcommands in the order of the data's path; a module that is absent is simply not offered.
-COMMANDS = (
-    "pipeline", "sheet", "tasks", "train", "evaluate", "sweep", "simulate", "finetune",
-    "export",
-    "budget", "analyze",
-)
+# Subcommands in the order of the data's path, with their one-line help: `neurosheet --help`
+# lists them from this table and imports only the module of the command being run, so the
+# top-level help and --version import neither torch, Brian2 nor neurogym.
+COMMANDS: dict[str, str] = {
+    "pipeline": "train a small LM-RNN, convert it to spikes, report hardware budgets",
+    "sheet": "build a sheet and its wiring; print synapse counts",
+    "tasks": "list the Mod-Cog tasks and suites, show a trial",
+    "train": "train a rate RNN on a task suite (resumes an interrupted run)",
+    "evaluate": "per-task accuracy of a trained run on held-out trials",
+    "sweep": "train presets x densities x seeds and compare learning curves",
+    "simulate": "simulate a trained circuit as spiking neurons on the same graph",
+    "finetune": "fine-tune the converted spiking circuit on the task loss (surrogate gradients)",
+    "export": "export the spiking circuit as a NIR graph",
+    "budget": "synapse budget of a circuit on hardware targets",
+    "analyze": "functional and anatomical modules of a trained circuit (BIMT)",
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -31,7 +40,8 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``neurosheet`` parser; with ``only``, just that subcommand is built in full."""
     parser = OneLineParser(
         prog="neurosheet",
         description="Locality-masked RNNs on a cortical sheet: Mod-Cog training, spiking "
@@ -41,19 +51,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"neurosheet {__version__}")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for name in COMMANDS:
-        modname = f"neurosheet.cli.{name}"
-        if importlib.util.find_spec(modname) is None:
+    for name, text in COMMANDS.items():
+        if only is not None and name != only:
+            subs.add_parser(name, help=text, add_help=False)
             continue
-        module = importlib.import_module(modname)
+        module = importlib.import_module(f"neurosheet.cli.{name}")
         sub = module.add_parser(subs)
         sub.set_defaults(_run=module.run)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str:
+    """The subcommand named in ``argv`` ('' when there is none, e.g. ``--help``)."""
+    for arg in argv:
+        if arg in COMMANDS:
+            return arg
+        if not arg.startswith("-"):
+            return arg
+    return ""
+
+
+def _with_flag(exc: NeurosheetError) -> str:
+    """The library's message, with the flag that set the faulty parameter when there is one."""
+    from neurosheet.cli.options import PARAMETER_FLAGS
+
+    flag = PARAMETER_FLAGS.get(exc.param or "")
+    return f"{exc} ({flag})" if flag and flag not in str(exc) else str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_command(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage errors (one line, see OneLineParser), --help, --version
@@ -61,14 +90,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0
+    quiet = getattr(args, "no_progress", False) or getattr(args, "json", False)
+    if not quiet and sys.stderr.isatty():
+        from neurosheet.core.progress import log_to_stderr
+
+        log_to_stderr()
+    import logging
+    import warnings
+
+    from neurosheet.core.errors import NeurosheetWarning
+
+    def one_line_warning(message, category, *_args, **_kwargs) -> None:
+        if issubclass(category, NeurosheetWarning):  # ours: what the user must know, one line
+            print(f"neurosheet {args.command}: warning: {message}", file=sys.stderr)
+        else:  # a dependency's internals (e.g. torch's beta notices): kept out of the way
+            logging.getLogger("neurosheet.dependencies").debug("%s: %s", category.__name__,
+                                                              message)
+
+    previous, warnings.showwarning = warnings.showwarning, one_line_warning  # one line each
     try:
         return int(args._run(args) or 0)
     except NeurosheetError as exc:
-        print(f"neurosheet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"neurosheet {args.command}: error: {_with_flag(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"neurosheet {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # training writes a checkpoint first and says so
+        detail = f": {exc}" if str(exc) else ""
+        print(f"neurosheet {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from neurosheet.cli import options as O
 from neurosheet.cli.common import non_negative, positive_int, print_json
 
 
@@ -17,17 +18,16 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "measure how compact the clusters are on the sheet, Newman's Q of |W_rec| with the "
         "clusters as partition, wiring length, sparsity and the autapse share.")
     p.add_argument("run_dir", metavar="DIR", help="run directory with graph.npz and circuit.npz")
-    p.add_argument("--plot", metavar="PATH", help="save the cluster/task-variance figure here")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    O.add(p, "--plot")
+    O.add(p, "--json")
     p.add_argument("--rates", metavar="FILE",
                    help="npz with rates/<task> [T,B,N] (and mask/<task>) instead of running tasks")
     p.add_argument("--structure-only", action="store_true",
                    help="only synapses, wiring length and autapse share (no rates needed)")
-    p.add_argument("--batch", type=positive_int, default=64, help="trials per task (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="seed of trials, k-means and the null")
+    O.add(p, "--trials", default=64)
+    O.add(p, "--seed", default=0)
     p.add_argument("--k-max", type=positive_int, default=29, help="largest k tried (default 29)")
-    p.add_argument("--metric", choices=("euclidean", "manhattan"), default="euclidean",
-                   help="sheet distance for compactness and wiring length")
+    O.add(p, "--distance", default="euclidean")
     p.add_argument("--perm", type=positive_int, default=200, help="null relabellings (default 200)")
     p.add_argument("--normalization", choices=NORMALIZATIONS, default="max",
                    help="task-variance normalization per unit (default max)")
@@ -50,14 +50,14 @@ def run(args: argparse.Namespace) -> int:
         if args.rates:
             rates, masks = load_rates(args.rates)
         else:
-            rates, masks = task_rates(circuit, args.batch, args.seed)
+            rates, masks = task_rates(circuit, args.trials, args.seed)
         clusters = functional_clusters(rates, masks, normalization=args.normalization,
                                        active_threshold=args.active_threshold, k_max=args.k_max,
                                        seed=args.seed)
         if clusters.variance.shape[0] != circuit.n:
             raise NeurosheetError(f"rates have {clusters.variance.shape[0]} units, the circuit "
                                   f"{circuit.n}")
-    report = analyze_circuit(circuit, clusters, args.metric, args.perm, args.seed)
+    report = analyze_circuit(circuit, clusters, args.distance, args.perm, args.seed)
     if args.plot:
         from neurosheet.reports.plots import save_figure
         from neurosheet.reports.plots.analysis import analysis_figure

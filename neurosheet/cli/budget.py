@@ -4,121 +4,77 @@ from __future__ import annotations
 
 import argparse
 import zipfile
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from neurosheet.cli.common import positive_int
+from neurosheet.cli import options as O
 from neurosheet.core.errors import NeurosheetError
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subs.add_parser(
-        "budget", help="synapse budget of a circuit on a hardware target",
-        description="Check a run directory's circuit against a hardware target profile "
-        "(deploy/<name>.toml or a path): neurons, synapses, fan-in/out, cores and chips, "
+        "budget", help="synapse budget of a circuit on hardware targets",
+        description="Check a run directory's circuit against hardware target profiles "
+        "(deploy/<name>.toml or paths): neurons, synapses, fan-in/out, cores and chips, "
         "sheet-tiling vs random partition, quantized weights, synaptic ops and energy.")
     p.add_argument("dir", metavar="DIR",
                    help="run directory (graph.npz + circuit.npz) or a graph file")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--target", metavar="NAME|PATH", help="target profile name or .toml path")
-    which.add_argument("--all-targets", action="store_true",
-                       help="compare every profile in deploy/")
-    p.add_argument("--out", metavar="REPORT_DIR", help="write Markdown + JSON + chart here")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    O.add(p, "--targets", required=True)
+    O.add(p, "--out")
+    O.add(p, "--json")
+    O.add(p, "--no-progress")
     p.add_argument("--spikes", metavar="FILE",
                    help="per-neuron spike counts per trial (.npy, or .npz with 'spike_counts'), "
                    "[N] or [trials, N]; default: DIR/spike_counts.npz when present")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random partition")
+    O.add(p, "--seed", default=0)
     p.add_argument("--evaluate", action="store_true",
                    help="evaluate task accuracy before and after weight quantization (rate "
                    "model on held-out trials of the circuit's tasks)")
-    p.add_argument("--trials", type=positive_int, default=64,
-                   help="--evaluate: held-out trials per task (default 64)")
-    p.add_argument("--eval-seed", type=int, default=12345,
-                   help="--evaluate: seed of the held-out trials (default 12345, as evaluate)")
-    p.add_argument("--metric", default="trial_success",
-                   choices=("trial_success", "step_accuracy", "yang_success"),
-                   help="--evaluate: accuracy metric, mean over tasks (default trial_success: "
-                   "fixation held and the right answer on every decision step)")
-    p.add_argument("--simulate", dest="backend", choices=("snntorch", "brian2"),
-                   help="count spikes with this spiking backend on --spike-trials held-out "
-                   "trials mixed over the circuit's tasks (instead of --spikes)")
-    p.add_argument("--spike-trials", type=positive_int, default=64,
-                   help="--simulate: number of trials (default 64)")
-    from neurosheet.spiking.rundir import add_backend_args, add_conversion_args
-
-    add_conversion_args(p)
-    add_backend_args(p)
+    O.add(p, "--trials", default=64)
+    O.add(p, "--accuracy-metric", default="trial_success")
+    O.add_backend(p, kind="spiking", default=None)
+    O.add(p, "--spike-trials", default=64)
+    O.add_conversion(p)
+    O.add_backend_options(p, O.spiking_backend_names())
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurosheet.hardware.budget import SpikeCounts, budget_report, compare_targets, load_source
+    from neurosheet import stages
+    from neurosheet.hardware.budget import SpikeCounts, load_source
     from neurosheet.hardware.targets import list_targets, load_target
 
+    names = O.comma_list(args.targets)
+    names = tuple(list_targets()) if names == ("all",) else names
+    profiles = [load_target(t) for t in names]  # every profile checked before any work
     source = load_source(args.dir)
     graph = getattr(source, "graph", source)
+    seeds = O.seeds_from_args(args)
     spikes = None
     if args.backend:
         if args.spikes:
-            raise NeurosheetError("give either --simulate or --spikes, not both")
-        spikes = _simulate(source, args)
+            raise NeurosheetError("give either --backend (count spikes) or --spikes, not both")
+        if not hasattr(source, "graph"):
+            raise NeurosheetError("--backend needs a run directory with trained weights "
+                                  "(circuit.npz), not a bare graph")
+        counted = stages.count_spikes(args.dir, args.backend, trials=args.spike_trials,
+                                      seeds=seeds, conversion=O.conversion_from_args(args),
+                                      calibration_trials=args.calibration_trials,
+                                      progress=O.progress(args),
+                                      **O.backend_options(args, args.backend))
+        spikes = replace(stages.load_spike_counts(args.dir, graph.n),
+                         source=f"{counted.backend}, {counted.trials} held-out trials mixed "
+                         f"over the circuit's tasks (seed {counted.seed})")
     elif (spike_file := _spike_file(args.spikes, args.dir)) is not None:
         spikes = SpikeCounts.from_array(_read_counts(spike_file), graph.n, str(spike_file))
-    kwargs: dict[str, Any] = {"spikes": spikes, "seed": args.seed, "source": str(args.dir)}
-    if args.evaluate:
-        kwargs.update(_accuracy(source, args))
-    if args.all_targets:
-        reports = compare_targets(source, [load_target(t) for t in list_targets()], **kwargs)
+    reports = stages.budget(source, profiles, spikes=spikes,
+                            accuracy_trials=args.trials if args.evaluate else None,
+                            metric=args.accuracy_metric, seeds=seeds, label=str(args.dir))
+    if len(reports) > 1:
         return _emit_all(reports, args)
-    report = budget_report(source, load_target(args.target), **kwargs)
-    return _emit_one(report, args)
-
-
-def _accuracy(source: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """``accuracy_fn`` evaluating a circuit on held-out trials of its own tasks (rate model)."""
-    from neurosheet.graph.circuit import Circuit
-    from neurosheet.rate.evaluation import evaluate_circuit
-
-    if not isinstance(source, Circuit):
-        raise NeurosheetError("--evaluate needs a run directory with trained weights "
-                              "(circuit.npz), not a bare graph")
-    if not source.tasks:
-        raise NeurosheetError("--evaluate: the circuit records no tasks to evaluate on")
-
-    def accuracy(circuit: Circuit) -> float:
-        result = evaluate_circuit(circuit, circuit.tasks, args.trials, args.eval_seed)
-        return float(result["mean"][args.metric])
-
-    label = (f"{args.metric}, mean over {len(source.tasks)} task(s), {args.trials} held-out "
-             f"trials each (seed {args.eval_seed}), rate model")
-    return {"accuracy_fn": accuracy, "accuracy_label": label}
-
-
-def _simulate(source: Any, args: argparse.Namespace) -> Any:
-    """Spikes per neuron per trial from the spiking backend (steps inside each trial only)."""
-    from neurosheet.graph.circuit import Circuit
-    from neurosheet.hardware.budget import SpikeCounts
-    from neurosheet.spiking.rundir import (
-        backend_from_args,
-        config_from_args,
-        sampler,
-        spiking_for_run,
-        valid_steps,
-    )
-
-    if not isinstance(source, Circuit):
-        raise NeurosheetError("--simulate needs a run directory with trained weights "
-                              "(circuit.npz), not a bare graph")
-    sc = spiking_for_run(args.dir, source, config_from_args(args), args.calibration_trials,
-                         args.eval_seed, tuned=not args.converted)
-    batch = sampler(source, args.eval_seed + 1).sample(args.spike_trials)
-    result = backend_from_args(args, args.dir).run(sc, batch.inputs, progress=not args.json)
-    counts = (result.counts * valid_steps(batch)[:, :, None]).sum(0)  # [trials, N]
-    return SpikeCounts.from_array(counts, source.n, f"{result.backend}, {args.spike_trials} "
-                                  f"held-out trials mixed over {len(source.tasks)} task(s)")
+    return _emit_one(reports[0], args)
 
 
 def _spike_file(arg: str | None, run_dir: str) -> Path | None:
@@ -127,7 +83,9 @@ def _spike_file(arg: str | None, run_dir: str) -> Path | None:
         if not path.is_file():
             raise NeurosheetError(f"spike-count file not found: {path}")
         return path
-    default = Path(run_dir) / "spike_counts.npz"
+    from neurosheet.core.rundir import RunDir
+
+    default = RunDir(run_dir).spike_counts
     return default if default.is_file() else None
 
 

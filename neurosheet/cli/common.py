@@ -40,3 +40,10 @@ def print_json(obj: Any) -> None:
     """One JSON object on stdout."""
     json.dump(obj, sys.stdout, default=_json_default)
     sys.stdout.write("\n")
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a seed every stream can use (an integer in [0, MAX_SEED])."""
+    from neurosheet.core.seeds import MAX_SEED
+
+    return int(_number(text, int, lambda v: 0 <= v <= MAX_SEED, f"in [0, {MAX_SEED}]"))

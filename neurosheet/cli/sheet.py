@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from neurosheet.cli.common import fraction, non_negative, positive_int, print_json
+from neurosheet.cli import options as O
+from neurosheet.cli.common import non_negative, positive_int, print_json
 from neurosheet.graph.sheet import LAYOUTS, make_sheet
 from neurosheet.graph.wiring import RULES, build_graph
 
@@ -13,24 +14,24 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subs.add_parser("sheet", help="build a sheet and its wiring; print synapse counts",
                         description="Place N neurons on a sheet and wire them with a rule.")
     # N is validated by make_sheet so that N <= 0 gets the library's message.
-    p.add_argument("--n", type=int, required=True, help="number of neurons")
+    O.add(p, "--n", required=True)
     p.add_argument("--rule", choices=RULES, default="radius", help="wiring rule (default radius)")
-    p.add_argument("--density", type=fraction, help="target density in (0, 1]")
+    O.add(p, "--density")
     p.add_argument("--radius", type=non_negative, help="cut-off radius (radius rule)")
-    p.add_argument("--scale", type=float, help="kernel sigma/lambda (gaussian/exponential)")
+    O.add(p, "--scale")
     p.add_argument("--p0", type=float, default=1.0, help="kernel probability at distance 0")
     p.add_argument("--layout", choices=LAYOUTS, default="grid", help="neuron placement")
     p.add_argument("--periodic", action="store_true", help="wrap the sheet into a torus")
     p.add_argument("--no-self", action="store_true", help="drop self-connections (autapses)")
     p.add_argument("--fixed-fan-in", action="store_true",
                    help="random rule: give every neuron the same fan-in")
-    p.add_argument("--seed", type=int, default=0, help="seed of placement and wiring")
-    p.add_argument("--plot", metavar="PATH", help="save the sheet/fan-in/length figure here")
+    O.add(p, "--seed", default=0)
+    O.add(p, "--plot")
     p.add_argument("--neuron", type=int, help="neuron whose wiring the plot shows (default: centre)")
     p.add_argument("--save", metavar="PATH", help="save the graph (.npz)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--inputs", type=positive_int, help="attach an input projection of this size")
-    p.add_argument("--outputs", type=positive_int, help="attach a readout of this size")
+    O.add(p, "--json")
+    p.add_argument("--n-inputs", type=positive_int, help="attach an input projection of this size")
+    p.add_argument("--n-outputs", type=positive_int, help="attach a readout of this size")
     p.add_argument("--input-region", default="all", help="sheet region inputs reach (e.g. left:0.25)")
     p.add_argument("--readout-region", default="all", help="sheet region the readout reads")
     return p
@@ -45,12 +46,12 @@ def run(args: argparse.Namespace) -> int:
     graph = build_graph(sheet, args.rule, density=density, radius=args.radius, scale=args.scale,
                         p0=args.p0, self_connections=not args.no_self,
                         fixed_fan_in=args.fixed_fan_in, seed=args.seed)
-    if args.inputs or args.outputs:
+    if args.n_inputs or args.n_outputs:
         from neurosheet.graph.projections import input_projection, readout_projection
 
         graph = graph.with_projections(
-            input_projection(sheet, args.inputs, args.input_region) if args.inputs else None,
-            readout_projection(sheet, args.outputs, args.readout_region) if args.outputs else None,
+            input_projection(sheet, args.n_inputs, args.input_region) if args.n_inputs else None,
+            readout_projection(sheet, args.n_outputs, args.readout_region) if args.n_outputs else None,
         )
     if args.neuron is not None and not 0 <= args.neuron < graph.n:
         from neurosheet.core.errors import NeurosheetError

@@ -5,91 +5,52 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
-
-from neurosheet.cli.common import positive_int, print_json
-from neurosheet.spiking.backends.base import BACKENDS
+from neurosheet.cli import options as O
+from neurosheet.cli.common import print_json
+from neurosheet.spiking.registry import backend_names
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from neurosheet.spiking.rundir import add_backend_args, add_conversion_args
-
     p = subs.add_parser(
         "simulate", help="simulate a trained circuit as spiking neurons on the same graph",
-        description="Convert a run directory's rate circuit to IF neurons on exactly its sparse "
-        "graph and simulate trials of one task with snntorch or Brian2.")
+        description="Convert a run directory's rate circuit to spiking neurons on exactly its "
+        "sparse graph and simulate held-out trials of one task with a spiking backend.")
     p.add_argument("run_dir", metavar="DIR", help="run directory (graph.npz + circuit.npz)")
-    p.add_argument("--backend", choices=BACKENDS, default="snntorch", help="spiking simulator")
+    O.add_backend(p, kind="spiking", default="snntorch")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--task", help="Mod-Cog task to simulate (one of the circuit's tasks)")
-    src.add_argument("--inputs", metavar="FILE",
-                     help="input array [T, B, n_in] (.npy) instead of task trials")
-    p.add_argument("--trials", type=positive_int, default=16, help="trials (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the trials")
-    p.add_argument("--raster", metavar="PATH", help="save raster + decoded output of trial 0")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_conversion_args(p)
-    add_backend_args(p)
+    O.add(src, "--task")
+    O.add(src, "--inputs")
+    O.add(p, "--trials", default=16)
+    O.add(p, "--seed", default=0)
+    O.add(p, "--plot")
+    O.add(p, "--json")
+    O.add(p, "--no-progress")
+    O.add_conversion(p)
+    O.add_backend_options(p, backend_names("spiking"))
     return p
 
 
-def _accuracy(logits: np.ndarray, batch: Any, tasks: tuple[str, ...]) -> dict[str, float]:
-    from neurosheet.tasks import score
-
-    return score(logits.astype(np.float32), batch, tasks)["mean"]
-
-
 def run(args: argparse.Namespace) -> int:
-    from neurosheet.graph.circuit import load_run_circuit
-    from neurosheet.spiking.conversion import decisions, rate_logits
-    from neurosheet.spiking.rundir import (
-        backend_from_args,
-        config_from_args,
-        load_inputs,
-        sampler,
-        spiking_for_run,
-    )
+    from neurosheet import stages
 
-    circuit = load_run_circuit(args.run_dir)
-    config = config_from_args(args)
-    batch = None
-    if args.task:
-        batch = sampler(circuit, args.seed).sample_task(args.task, args.trials)
-        inputs, mask = batch.inputs, batch.decision
-        sc = spiking_for_run(args.run_dir, circuit, config, args.calibration_trials, args.seed,
-                             tuned=not args.converted)
-    else:
-        inputs = load_inputs(args.inputs, circuit.n_inputs)[:, : args.trials]
-        mask = None
-        sc = spiking_for_run(args.run_dir, circuit, config, args.calibration_trials, args.seed,
-                             inputs=inputs)
-    backend = backend_from_args(args, args.run_dir)
-    result = backend.run(sc, inputs, record=1 if args.raster else 0, progress=not args.json)
-    y_rate, _ = rate_logits(circuit, inputs)
-    agree = float((decisions(y_rate, mask) == decisions(result.logits, mask)).mean())
-    summary = {
-        "run_dir": str(args.run_dir),
-        "task": args.task,
-        **result.summary(circuit.graph.fan_out),
-        "real_time_factor": result.run_s / (result.biological_s * result.counts.shape[1]),
-        "decision_agreement_with_rate": agree,
-        "conversion": sc.summary(),
-    }
-    if batch is not None:
-        summary["spiking_accuracy"] = _accuracy(result.logits, batch, circuit.tasks)
-        summary["rate_accuracy"] = _accuracy(y_rate, batch, circuit.tasks)
-    if args.raster:
-        from neurosheet.reports.plots import save_figure
-        from neurosheet.reports.plots.spikes import spike_figure
+    inputs = None
+    if args.inputs:
+        from neurosheet.graph.circuit import load_run_circuit
+        from neurosheet.spiking.persist import load_inputs
 
-        steps, neurons = result.rasters[0]
-        length = int(batch.lengths[0]) if batch is not None else inputs.shape[0]
-        fig = spike_figure(
-            steps, neurons, sc.n, sc.sim_dt_ms, sc.substeps, result.logits[:length, 0],
-            rate_logits=y_rate[:length, 0],
-            targets=None if batch is None else batch.targets[:length, 0],
-            title=f"{args.task or args.inputs}: trial 0, {result.backend}")
-        summary["raster"] = str(save_figure(fig, args.raster))
+        inputs = load_inputs(args.inputs, load_run_circuit(args.run_dir).n_inputs)
+    seeds = O.seeds_from_args(args)
+    common = {"conversion": O.conversion_from_args(args), "seeds": seeds,
+              **O.backend_options(args, args.backend)}
+    summary = stages.simulate(args.run_dir, args.backend, task=args.task, inputs=inputs,
+                              trials=args.trials, trial_seed=seeds.test,
+                              calibration_trials=args.calibration_trials,
+                              progress=O.progress(args), **common)
+    for key in ("result", "batch", "spiking", "rate_logits", "inputs"):
+        summary.pop(key)
+    if args.plot:
+        summary["plot"] = str(stages.raster(args.run_dir, args.backend, args.plot, task=args.task,
+                                            inputs=inputs, trial_seed=seeds.test, **common))
     if args.json:
         print_json(summary)
         return 0
@@ -121,5 +82,5 @@ def _print(s: dict[str, Any]) -> None:
               f"({'passed' if gate['passed'] else 'FAILED'})")
     for note in c["meta"].get("notes", []):
         print(f"  note: {note}")
-    if "raster" in s:
-        print(f"  raster: {s['raster']}")
+    if "plot" in s:
+        print(f"  raster: {s['plot']}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from neurosheet.cli.common import positive_int, print_json
+from neurosheet.cli import options as O
+from neurosheet.cli.common import print_json
 
 
 def _floats(text: str) -> list[float]:
@@ -22,7 +23,6 @@ def _ints(text: str) -> list[int]:
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from neurosheet.experiments.sweep import BACKENDS
 
     p = subs.add_parser(
         "sweep", help="train over presets x densities x seeds (process pool or Ray)",
@@ -34,18 +34,17 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--densities", type=_floats, default=[],
                    help="comma-separated densities, e.g. 0.02,0.04,0.08 (default: presets' own)")
     p.add_argument("--seeds", type=_ints, default=[0, 1], help="comma-separated seeds (0,1)")
-    p.add_argument("--suite", required=True, help="task suite name")
-    p.add_argument("--steps", type=positive_int, help="training steps per run (default: preset's)")
-    p.add_argument("--n", type=positive_int, help="override the number of neurons of every preset")
-    p.add_argument("--out", required=True, help="sweep folder")
-    p.add_argument("--backend", choices=BACKENDS, default="process",
-                   help="process (local pool, default) or ray")
-    p.add_argument("--workers", type=positive_int, default=2, help="parallel runs (default 2)")
-    p.add_argument("--threads", type=positive_int, default=1, help="torch threads per run")
+    O.add(p, "--suite", required=True)
+    O.add(p, "--steps")
+    O.add(p, "--n")
+    O.add(p, "--out", required=True)
+    O.add(p, "--executor", default="process")
+    O.add(p, "--workers", default=2)
+    O.add(p, "--threads", default=1)
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--criterion", type=float,
                    help="accuracy for steps-to-criterion in the table (default: presets' own)")
-    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    O.add(p, "--json")
     return p
 
 
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = plan_jobs(presets, args.densities, args.seeds, args.suite, args.out, args.steps,
                      args.n, args.threads)
     with tqdm(total=len(jobs), desc="sweep", unit="run", disable=args.json) as bar:
-        rows = run_sweep(jobs, args.backend, args.workers, args.ray_address,
+        rows = run_sweep(jobs, args.executor, args.workers, args.ray_address,
                          on_done=lambda _row: bar.update(1))
     paths = write_results(args.out, rows, args.criterion)
     errors = [r for r in rows if "error" in r]

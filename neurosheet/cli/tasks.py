@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from neurosheet.cli.common import print_json
+from neurosheet.cli import options as O
+from neurosheet.cli.common import print_json, seed_int
 
 
 def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -14,17 +15,18 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True,
                                parser_class=type(p))
     ls = actions.add_parser("list", help="list the tasks (of a suite), or the suites")
-    ls.add_argument("--suite", metavar="NAME", help="only this suite's tasks, in its order")
+    O.add(ls, "--suite")
     ls.add_argument("--suites", action="store_true", help="list the suites instead")
-    ls.add_argument("--json", action="store_true", help="print one JSON object")
+    O.add(ls, "--json")
     sh = actions.add_parser("show", help="describe a task and draw one trial")
     sh.add_argument("name", help="task name or reference alias (e.g. dlygo-intr, dlygointr)")
-    sh.add_argument("--seed", type=int, default=0, help="seed of the trial (default 0)")
+    sh.add_argument("--trial-seed", type=seed_int, default=0, help="seed of the trial drawn "
+                    "(default %(default)s)")
     sh.add_argument("--noise", action="store_true", help="include the input noise")
     sh.add_argument("--reference", action="store_true",
                     help="draw the trial as the reference code does (its quirks included)")
-    sh.add_argument("--plot", metavar="PATH", help="save a picture of the trial here")
-    sh.add_argument("--json", action="store_true", help="print one JSON object")
+    O.add(sh, "--plot")
+    O.add(sh, "--json")
     return p
 
 
@@ -82,7 +84,7 @@ def _show(args: argparse.Namespace) -> int:
     name = resolve_task(args.name)
     row = _task_row(name)
     mode = "reference" if args.reference else "fixed"
-    batch = TrialSampler([name], seed=args.seed, noise=args.noise, mode=mode).sample(1)
+    batch = TrialSampler([name], seed=args.trial_seed, noise=args.noise, mode=mode).sample(1)
     info = {k: v[0].tolist() for k, v in batch.info.items()}
     n = int(batch.lengths[0])
     durations = batch.info["durations"][0].tolist()
@@ -90,7 +92,7 @@ def _show(args: argparse.Namespace) -> int:
     if row["family"] == "dm" and durations[3] == 0:  # DM without delay: one stimulus period
         labels = ("fixation", "stimulus", "delay", "stim2", "decision")
     periods = [(labels[i] or PERIODS[i], int(d)) for i, d in enumerate(durations) if d > 0]
-    trial = {"seed": args.seed, "mode": mode, "steps": n, "periods": dict(periods),
+    trial = {"seed": args.trial_seed, "mode": mode, "steps": n, "periods": dict(periods),
              "modality": info["modality"], "answer": info["answer"],
              "delay_steps": info["delay_steps"], "respond": info["respond"],
              "decision_targets": batch.targets[batch.decision[:, 0], 0].tolist()}
@@ -99,7 +101,7 @@ def _show(args: argparse.Namespace) -> int:
         from neurosheet.reports.plots import save_figure
         from neurosheet.reports.plots.tasks import trial_figure
 
-        title = f"{name} (seed {args.seed}{', reference mode' if args.reference else ''})"
+        title = f"{name} (seed {args.trial_seed}{', reference mode' if args.reference else ''})"
         save_figure(trial_figure(batch.inputs[:n, 0], batch.targets[:n, 0], periods, title),
                     args.plot)
         out["plot"] = args.plot
@@ -110,7 +112,7 @@ def _show(args: argparse.Namespace) -> int:
     print(f"reference  {row['reference_name'] or '- (not in the reference code)'}")
     print(f"length     {row['min_steps']}-{row['max_steps']} steps of 100 ms, decision "
           f"{row['decision_steps']} steps")
-    print(f"trial      seed {args.seed} ({mode} mode): " + ", ".join(f"{p} {d}" for p, d in periods)
+    print(f"trial      seed {args.trial_seed} ({mode} mode): " + ", ".join(f"{p} {d}" for p, d in periods)
           + f" = {n} steps")
     who = "fixate (no-go trial)" if not info["respond"] else f"ring unit {info['answer']}"
     print(f"answer     {who}; delay {info['delay_steps']} steps; modality {info['modality']}")

@@ -83,7 +83,7 @@ def run_job(job: SweepJob) -> dict[str, Any]:
                             f"sweep point {Path(job.run_dir).name}")
     result = train(job.run_dir, preset, job.suite, seed=job.seed, preset_name=job.preset,
                    steps=job.steps, progress=False)
-    summary = rundir.read_json(Path(job.run_dir) / rundir.SUMMARY)
+    summary = rundir.read_json(rundir.RunDir(Path(job.run_dir)).summary)
     metric = summary["criterion_metric"]
     evals = [r for r in rundir.read_metrics(Path(job.run_dir)) if r["kind"] == "eval"]
     return {
@@ -149,7 +149,7 @@ def _run_ray(jobs: list[SweepJob], workers: int, address: str | None,
         import ray
     except ImportError:
         raise NeurosheetError(
-            "--backend ray needs Ray: pip install 'neurosheet[ray]' (or 'ray[default]')"
+            "the ray executor needs Ray: pip install 'neurosheet[ray]' (or 'ray[default]')"
         ) from None
     import neurosheet
 

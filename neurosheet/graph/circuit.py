@@ -22,12 +22,11 @@ import scipy.sparse as sp
 
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.io import read_npz, write_npz
+from neurosheet.core.rundir import RunDir
 from neurosheet.graph.sheetgraph import SheetGraph
 
 FORMAT = "neurosheet.circuit"
 VERSION = 1
-GRAPH_FILE = "graph.npz"
-CIRCUIT_FILE = "circuit.npz"
 ACTIVATIONS = ("relu", "softplus", "tanh", "retanh")
 
 
@@ -184,8 +183,8 @@ class Circuit:
 def save_run_circuit(run_dir: str | Path, circuit: Circuit) -> None:
     """Write ``graph.npz`` and ``circuit.npz`` into a run directory."""
     run_dir = Path(run_dir)
-    circuit.graph.save(run_dir / GRAPH_FILE)
-    circuit.save(run_dir / CIRCUIT_FILE)
+    circuit.graph.save(RunDir(run_dir).graph)
+    circuit.save(RunDir(run_dir).circuit)
 
 
 def load_run_circuit(run_dir: str | Path) -> Circuit:
@@ -193,5 +192,5 @@ def load_run_circuit(run_dir: str | Path) -> Circuit:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NeurosheetError(f"run directory not found: {run_dir}")
-    graph = SheetGraph.load(run_dir / GRAPH_FILE)
-    return Circuit.load(run_dir / CIRCUIT_FILE, graph)
+    graph = SheetGraph.load(RunDir(run_dir).graph)
+    return Circuit.load(RunDir(run_dir).circuit, graph)

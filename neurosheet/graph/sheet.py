@@ -16,6 +16,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.geometry import displacement, norm
 
 Layout = Literal["grid", "jittered", "random"]
 LAYOUTS: tuple[str, ...] = ("grid", "jittered", "random")
@@ -83,22 +84,19 @@ class Sheet:
             return math.hypot(self.width / 2, self.height / 2)
         return math.hypot(self.width, self.height)
 
+    @property
+    def period(self) -> np.ndarray | None:
+        """``[width, height]`` on a torus (the period of the minimum image), None on a flat sheet."""
+        return np.array([self.width, self.height], dtype=np.float64) if self.periodic else None
+
     def displacement(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
         """Vector from neuron ``pre`` to neuron ``post`` (minimum image on a torus), shape [E, 2]."""
-        d = self.positions[np.asarray(post)] - self.positions[np.asarray(pre)]
-        if self.periodic:
-            box = np.array([self.width, self.height])
-            d = d - box * np.round(d / box)
-        return d
+        return displacement(self.positions[np.asarray(post)], self.positions[np.asarray(pre)],
+                            self.period)
 
     def distance(self, pre: np.ndarray, post: np.ndarray, metric: str = "euclidean") -> np.ndarray:
         """Distance between paired neurons ``pre[k]``, ``post[k]`` (``euclidean`` or ``manhattan``)."""
-        d = self.displacement(pre, post)
-        if metric == "euclidean":
-            return np.hypot(d[:, 0], d[:, 1])
-        if metric == "manhattan":
-            return np.abs(d).sum(axis=1)
-        raise NeurosheetError(f"unknown distance metric {metric!r}; use euclidean or manhattan")
+        return norm(self.displacement(pre, post), metric)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays for saving (see :mod:`neurosheet.graph.sheetgraph` for the file format)."""

@@ -342,11 +342,13 @@ def compare_targets(circuit: Circuit | SheetGraph, targets: Sequence[Target],
 
 def load_source(path: str | Path) -> Circuit | SheetGraph:
     """A run directory's circuit, or a bare graph file (structure-only budget)."""
-    from neurosheet.graph.circuit import CIRCUIT_FILE, GRAPH_FILE, load_run_circuit
+    from neurosheet.core.rundir import RunDir
+    from neurosheet.graph.circuit import load_run_circuit
 
     path = Path(path)
     if path.is_file():
         return SheetGraph.load(path)
-    if path.is_dir() and not (path / CIRCUIT_FILE).exists() and (path / GRAPH_FILE).exists():
-        return SheetGraph.load(path / GRAPH_FILE)
+    run = RunDir(path)
+    if path.is_dir() and not run.circuit.exists() and run.graph.exists():
+        return SheetGraph.load(run.graph)
     return load_run_circuit(path)

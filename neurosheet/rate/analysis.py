@@ -29,9 +29,9 @@ import numpy as np
 from scipy.cluster.vq import kmeans2
 
 from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.geometry import distance, pairwise_distances
 from neurosheet.core.io import load_npz_arrays
 from neurosheet.graph.circuit import Circuit
-from neurosheet.rate.bimt import pair_distances
 
 NORMALIZATIONS = ("max", "sum", "none")
 
@@ -263,7 +263,7 @@ def anatomical_modularity(circuit: Circuit, clusters: FunctionalClusters, metric
     if units.max(initial=-1) >= circuit.n:
         raise NeurosheetError(f"cluster units go up to {units.max()}, the circuit has {circuit.n}")
     pos = circuit.graph.sheet.positions[units]
-    d = pair_distances(circuit.graph.sheet, pos, pos, metric, unit_square=False)
+    d = pairwise_distances(pos, pos, metric, circuit.graph.sheet.period)
     w = np.abs(circuit.rec_matrix().toarray())[np.ix_(units, units)]
     sym = (w + w.T) / 2
     np.fill_diagonal(sym, 0.0)
@@ -311,11 +311,7 @@ def _proj_lengths(circuit: Circuit, which: str, metric: str) -> np.ndarray:
         a, b = pos[post], proj.positions[pre]  # type: ignore[union-attr]
     else:
         a, b = proj.positions[post], pos[pre]  # type: ignore[union-attr]
-    d = a - b
-    if g.sheet.periodic:
-        box = np.array([g.sheet.width, g.sheet.height])
-        d = d - box * np.round(d / box)
-    return np.abs(d).sum(1) if metric == "manhattan" else np.hypot(d[:, 0], d[:, 1])
+    return distance(a, b, metric, g.sheet.period)
 
 
 def analyze_circuit(circuit: Circuit, clusters: FunctionalClusters | None = None,

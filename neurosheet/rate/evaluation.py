@@ -1,9 +1,10 @@
-"""Held-out evaluation of a trained circuit, per task, with a pluggable simulation backend.
+"""Held-out evaluation of a trained circuit, per task: the rate model and the scoring.
 
-A *backend* turns a :class:`~neurosheet.graph.circuit.Circuit` into a function from task inputs
-``[T, B, n_in]`` (numpy) to readout logits ``[T, B, n_out]``. The rate model is built in;
-other stages (spiking simulators) register theirs with :func:`register_backend`, and
-``neurosheet evaluate --backend NAME`` then offers them.
+:class:`RateBackend` turns a :class:`~neurosheet.graph.circuit.Circuit` into a function from task
+inputs ``[T, B, n_in]`` (numpy) to readout logits ``[T, B, n_out]``; :func:`score_batches` scores
+any such function on held-out trials. Spiking backends produce the same kind of function
+(:mod:`neurosheet.spiking.evaluate`); the registry of names lives in
+:mod:`neurosheet.spiking.registry`.
 """
 
 from __future__ import annotations
@@ -16,40 +17,39 @@ import numpy as np
 import torch
 
 from neurosheet.core.errors import NeurosheetError
-from neurosheet.core.presets import unknown_name_message
 from neurosheet.graph.circuit import Circuit, load_run_circuit
 from neurosheet.rate.model import RateRNN
 
 LogitsFn = Callable[[np.ndarray], np.ndarray]
-BackendFactory = Callable[..., LogitsFn]
 METRICS = ("step_accuracy", "trial_success", "yang_success")
-_BACKENDS: dict[str, BackendFactory] = {}
 
 
-def register_backend(name: str, factory: BackendFactory) -> None:
-    """Make ``factory(circuit, **options) -> logits_fn`` available as backend ``name``."""
-    _BACKENDS[name] = factory
+class RateBackend:
+    """The rate model as a backend: deterministic (no noise), optionally at other sub-steps."""
 
+    name = "rate"
 
-def backends() -> tuple[str, ...]:
-    """Names of the registered backends."""
-    return tuple(_BACKENDS)
+    def __init__(self, substeps: int | None = None, device: str | None = None) -> None:
+        self.substeps = substeps
+        self.device = device or "cpu"
+
+    def logits_fn(self, circuit: Circuit) -> LogitsFn:
+        """``inputs -> logits`` of ``circuit``'s rate model."""
+        model = RateRNN.from_circuit(circuit, substeps=self.substeps).to(self.device).eval()
+        device = self.device
+
+        def run(inputs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                out = model(torch.as_tensor(inputs, dtype=torch.float32, device=device))
+            return out.logits.cpu().numpy()
+
+        return run
 
 
 def rate_backend(circuit: Circuit, substeps: int | None = None, device: str = "cpu",
                  **_: Any) -> LogitsFn:
     """Logits of the rate model (deterministic: no noise), optionally at another sub-step count."""
-    model = RateRNN.from_circuit(circuit, substeps=substeps).to(device).eval()
-
-    def run(inputs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            out = model(torch.as_tensor(inputs, dtype=torch.float32, device=device))
-        return out.logits.cpu().numpy()
-
-    return run
-
-
-register_backend("rate", rate_backend)
+    return RateBackend(substeps, device).logits_fn(circuit)
 
 
 def heldout_batches(tasks: tuple[str, ...], trials: int, seed: int,
@@ -104,14 +104,11 @@ def score_batches(logits_fn: LogitsFn, batches: dict[str, Any],
     return {"per_task": per_task, "mean": mean, "ci": ci}
 
 
-def evaluate_circuit(circuit: Circuit, tasks: tuple[str, ...], trials: int = 64,
-                     seed: int = 0, backend: str = "rate", **options: Any) -> dict[str, Any]:
-    """Evaluate ``circuit`` on held-out trials of ``tasks`` with ``backend``."""
-    if backend not in _BACKENDS:
-        raise NeurosheetError(unknown_name_message("backend", backend, _BACKENDS))
+def check_tasks(circuit: Circuit, tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """``tasks`` resolved to canonical names, all of them tasks the circuit was trained on."""
     from neurosheet.tasks import resolve_tasks
 
-    tasks = resolve_tasks(list(tasks))
+    tasks = tuple(resolve_tasks(list(tasks)))
     missing = [t for t in tasks if t not in circuit.tasks]
     if missing:
         more = ", ..." if len(circuit.tasks) > 8 else ""
@@ -119,14 +116,27 @@ def evaluate_circuit(circuit: Circuit, tasks: tuple[str, ...], trials: int = 64,
             f"the network was not trained on {', '.join(missing[:5])} "
             f"(its tasks: {', '.join(circuit.tasks[:8])}{more})"
         )
+    return tasks
+
+
+def evaluate_circuit(circuit: Circuit, tasks: tuple[str, ...], trials: int = 64,
+                     seed: int = 0, logits_fn: LogitsFn | None = None,
+                     backend: str = "rate", **options: Any) -> dict[str, Any]:
+    """Score ``logits_fn`` (default: the rate model) on held-out trials of ``tasks``.
+
+    The trials depend only on ``(tasks, trials, seed)``, so every backend given the same three
+    is scored on the same trials.
+    """
+    tasks = check_tasks(circuit, tasks)
+    fn = logits_fn if logits_fn is not None else RateBackend(**options).logits_fn(circuit)
     batches = heldout_batches(tasks, trials, seed, rule_inputs=circuit.tasks)
-    result = score_batches(_BACKENDS[backend](circuit, **options), batches, tasks)
+    result = score_batches(fn, batches, tasks)
     result.update(backend=backend, trials=trials, seed=seed)
     return result
 
 
 def evaluate_run(run_dir: str | Path, tasks: tuple[str, ...] | None = None, trials: int = 64,
-                 seed: int = 0, backend: str = "rate", **options: Any) -> dict[str, Any]:
-    """Evaluate the circuit of a run directory (on its own tasks unless ``tasks`` is given)."""
+                 seed: int = 0, **options: Any) -> dict[str, Any]:
+    """Evaluate the rate circuit of a run directory (on its own tasks unless ``tasks`` is given)."""
     circuit = load_run_circuit(run_dir)
-    return evaluate_circuit(circuit, tasks or circuit.tasks, trials, seed, backend, **options)
+    return evaluate_circuit(circuit, tasks or circuit.tasks, trials, seed, **options)

@@ -10,12 +10,17 @@ losses of an uninterrupted one bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import math
 import pickle
 import platform
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,19 +31,21 @@ import torch
 from neurosheet.core import rundir
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.io import write_json, write_text, write_with
+from neurosheet.core.seeds import SeedPlan
 from neurosheet.graph.circuit import RateParams, save_run_circuit
 from neurosheet.graph.projections import attach_projections
 from neurosheet.graph.sheet import make_sheet
 from neurosheet.graph.sheetgraph import SheetGraph
 from neurosheet.graph.wiring import build_graph
-from neurosheet.rate.bimt import BimtRegularizer, prune_circuit
+from neurosheet.rate.bimt.prune import prune_circuit
+from neurosheet.rate.bimt.regularizer import BimtRegularizer
 from neurosheet.rate.config import ModelPreset, SheetConfig, to_toml, with_overrides
 from neurosheet.rate.evaluation import score_batches
 from neurosheet.rate.model import RateRNN
 
+log = logging.getLogger(__name__)
+
 CHECKPOINT_FORMAT = "neurosheet.checkpoint"
-EVAL_SEED_OFFSET = 1_000_003  # held-out trials come from a sampler seeded apart from training
-PRUNED_DIR = "pruned"  # BIMT runs: the pruned circuit, a run directory of its own
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,31 @@ class _State:
     seed: int = 0
     substep_choices: tuple[int, ...] = ()
     bimt: BimtRegularizer | None = None
+    last_checkpoint: int = 0
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during training: a checkpoint was written, the same call resumes."""
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[list[int]]:
+    """SIGINT/SIGTERM set a flag the training loop checks after each step (main thread only),
+    so an interruption lands between steps and is followed by a checkpoint, never mid-write."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        caught.append(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _sampler_state(sampler: Any) -> Any:
@@ -122,7 +154,7 @@ def _save_checkpoint(run_dir: Path, st: _State, fingerprint: str) -> None:
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
-    write_with(run_dir / rundir.CHECKPOINT, lambda fh: fh.write(buf.getvalue()))
+    write_with(rundir.RunDir(run_dir).checkpoint, lambda fh: fh.write(buf.getvalue()))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -154,27 +186,28 @@ def resolved_config(preset: ModelPreset, preset_name: str, suite: str, tasks: tu
 
 
 def _write_config(run_dir: Path, config: dict[str, Any]) -> None:
-    write_json(run_dir / rundir.CONFIG_JSON, config)
+    write_json(rundir.RunDir(run_dir).config_json, config)
     toml_data = {k: v for k, v in config.items() if k in ("description", "sheet", "dynamics",
                                                           "training", "bimt")}
     header = (f"# resolved model preset of this run: preset {config['preset']!r}, suite "
               f"{config['suite']!r}, seed {config['seed']}\n")
-    write_text(run_dir / rundir.CONFIG_TOML, header + to_toml(toml_data))
+    write_text(rundir.RunDir(run_dir).config_toml, header + to_toml(toml_data))
 
 
 def _same_run(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Settings that differ between a run directory and a request (steps may grow)."""
     keys = ("suite", "tasks", "seed", "sheet", "dynamics", "bimt")
     diff = [k for k in keys if json.dumps(old.get(k)) != json.dumps(new.get(k))]
-    ot = {k: v for k, v in old.get("training", {}).items() if k != "steps"}
-    nt = {k: v for k, v in new.get("training", {}).items() if k != "steps"}
+    free = {"steps", "checkpoint_every", "checkpoint_seconds"}  # bookkeeping, not the result
+    ot = {k: v for k, v in old.get("training", {}).items() if k not in free}
+    nt = {k: v for k, v in new.get("training", {}).items() if k not in free}
     if json.dumps(ot, sort_keys=True) != json.dumps(nt, sort_keys=True):
         diff.append("training")
     return diff
 
 
 # --------------------------------------------------------------------- training
-def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: int = 0,
+def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str, *, seed: int = 0,
           preset_name: str = "custom", steps: int | None = None, device: str = "cpu",
           progress: bool = True, resume: bool = True,
           stop_after: int | None = None) -> TrainResult:
@@ -187,9 +220,15 @@ def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: in
     """
     from neurosheet.tasks import N_OUT, TrialSampler, load_suite
 
+    if not isinstance(preset, ModelPreset):  # a preset name or .toml path
+        from neurosheet.rate.config import load_model_preset
+
+        if preset_name == "custom":
+            preset_name = str(preset)
+        preset, _ = load_model_preset(preset)
     run_dir = Path(run_dir)
     if steps is not None:
-        preset = with_overrides(preset, {"training": {"steps": steps}}, "--steps")
+        preset = with_overrides(preset, {"training": {"steps": steps}}, "steps")
     tc = preset.training
     suite = load_suite(suite_name)
     sampler = TrialSampler(suite.tasks, seed=seed, weights=suite.weights)
@@ -198,7 +237,7 @@ def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: in
     if tc.threads:
         torch.set_num_threads(tc.threads)
 
-    ckpt_path = run_dir / rundir.CHECKPOINT
+    ckpt_path = rundir.RunDir(run_dir).checkpoint
     payload = None
     if resume and ckpt_path.exists():
         payload = load_checkpoint(ckpt_path)
@@ -207,7 +246,7 @@ def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: in
         if diff:
             raise NeurosheetError(
                 f"{run_dir} holds a run with different {', '.join(diff)}; "
-                "use another --out (or delete it) to start a new run"
+                "use another run directory (or delete it) to start a new run", "out"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -230,11 +269,11 @@ def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: in
         st.sampler = _restore_sampler(sampler, payload["sampler"])
         noise.set_state(payload["noise"].to(noise.get_state().device))
         st.step, st.metrics_bytes = int(payload["step"]), int(payload["metrics_bytes"])
-        _trim_metrics(run_dir / rundir.METRICS, st.metrics_bytes)
+        _trim_metrics(rundir.RunDir(run_dir).metrics, st.metrics_bytes)
     else:
         _write_config(run_dir, config)
         save_run_circuit(run_dir, model.to_circuit(tasks, _circuit_meta(config, 0, bimt)))
-        write_text(run_dir / rundir.METRICS, "")
+        write_text(rundir.RunDir(run_dir).metrics, "")
     if st.step < tc.steps and payload is not None:
         _write_config(run_dir, config)  # records the (possibly larger) step count
     resumed_from = st.step
@@ -243,28 +282,47 @@ def train(run_dir: str | Path, preset: ModelPreset, suite_name: str, *, seed: in
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
     t0 = time.perf_counter()
     bar = _progress(progress, st.step, tc.steps, run_dir.name)
-    metrics = open(run_dir / rundir.METRICS, "a", encoding="utf-8")
+    metrics = open(rundir.RunDir(run_dir).metrics, "a", encoding="utf-8")
+    st.last_checkpoint = st.step
+    last_save = time.monotonic()
+
+    def checkpoint() -> None:
+        nonlocal last_save
+        metrics.flush()
+        _save_checkpoint(run_dir, st, graph.fingerprint())
+        save_run_circuit(run_dir, model.to_circuit(tasks, _circuit_meta(config, st.step, st.bimt)))
+        st.last_checkpoint, last_save = st.step, time.monotonic()
+
     try:
-        if st.step == 0 and st.metrics_bytes == 0:  # accuracy before training, for the curves
-            _append(metrics, st, {"kind": "eval", "step": 0,
-                                  **_evaluate(model, heldout, tasks, device)})
-        while st.step < end:
-            loss = _train_step(st, tc, device)
-            st.step += 1
-            bar.update(1)
-            if st.step % tc.log_every == 0 or st.step == end:
-                _append(metrics, st, {"kind": "train", "step": st.step, "loss": loss,
-                                      "wall_s": time.perf_counter() - t0})
-                bar.set_postfix(loss=f"{loss:.3f}")
-            if st.step % tc.eval_every == 0 or st.step == tc.steps:
-                ev = _evaluate(model, heldout, tasks, device)
-                _append(metrics, st, {"kind": "eval", "step": st.step, **ev})
-                bar.set_postfix(loss=f"{loss:.3f}", acc=f"{ev['mean'][tc.criterion_metric]:.2f}")
-            if st.step % tc.checkpoint_every == 0 or st.step == end:
-                metrics.flush()
-                _save_checkpoint(run_dir, st, graph.fingerprint())
-                save_run_circuit(run_dir, model.to_circuit(tasks, _circuit_meta(config, st.step,
-                                                                                 st.bimt)))
+        with _stop_signals() as stop:
+            if st.step == 0 and st.metrics_bytes == 0:  # accuracy before training, for the curves
+                log.info("evaluating the untrained network (step 0) on %d held-out trials per task",
+                         tc.eval_trials)
+                _append(metrics, st, {"kind": "eval", "step": 0,
+                                      **_evaluate(model, heldout, tasks, device)})
+            while st.step < end:
+                loss = _train_step(st, tc, device)
+                st.step += 1
+                bar.update(1)
+                if st.step % tc.log_every == 0 or st.step == end:
+                    _append(metrics, st, {"kind": "train", "step": st.step, "loss": loss,
+                                          "wall_s": time.perf_counter() - t0})
+                    bar.set_postfix(loss=f"{loss:.3f}")
+                if st.step % tc.eval_every == 0 or st.step == tc.steps:
+                    ev = _evaluate(model, heldout, tasks, device)
+                    _append(metrics, st, {"kind": "eval", "step": st.step, **ev})
+                    log.info("step %d/%d: held-out %s %.3f", st.step, tc.steps,
+                             tc.criterion_metric, ev["mean"][tc.criterion_metric])
+                    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{ev['mean'][tc.criterion_metric]:.2f}")
+                if (st.step % tc.checkpoint_every == 0 or st.step == end
+                        or time.monotonic() - last_save >= tc.checkpoint_seconds):
+                    checkpoint()
+                if stop:
+                    if st.last_checkpoint != st.step:
+                        checkpoint()
+                    name = "SIGTERM" if stop[0] == signal.SIGTERM else "SIGINT"
+                    raise TrainingInterrupted(f"{name} at step {st.step}: checkpoint written to "
+                                              f"{run_dir}; run the same command again to resume")
     finally:
         metrics.close()
         bar.close()
@@ -310,13 +368,13 @@ def _train_step(st: _State, tc: Any, device: str) -> float:
 
 
 def _last_ckpt_step(st: _State, tc: Any) -> int:
-    return (st.step // tc.checkpoint_every) * tc.checkpoint_every
+    return st.last_checkpoint
 
 
 def _heldout(tasks: tuple[str, ...], trials: int, seed: int) -> dict[str, Any]:
     from neurosheet.rate.evaluation import heldout_batches
 
-    return heldout_batches(tasks, trials, seed + EVAL_SEED_OFFSET)
+    return heldout_batches(tasks, trials, SeedPlan(seed).validation)
 
 
 def _evaluate(model: RateRNN, heldout: dict[str, Any], tasks: tuple[str, ...],
@@ -351,22 +409,21 @@ def _circuit_meta(config: dict[str, Any], step: int,
 
 
 def _progress(enabled: bool, start: int, total: int, name: str) -> Any:
-    from tqdm.auto import tqdm
+    from neurosheet.core.progress import bar
 
-    return tqdm(total=total, initial=start, desc=f"train {name}", disable=not enabled,
-                unit="step", dynamic_ncols=True, leave=False)
+    return bar(total, initial=start, desc=f"train {name}", unit="step", enabled=enabled)
 
 
 def _finish(run_dir: Path, model: RateRNN, heldout: dict[str, Any], tasks: tuple[str, ...],
             tc: Any, step: int, resumed_from: int, device: str,
             wall_s: float, bimt: BimtRegularizer | None = None) -> TrainResult:
-    """Final evaluation, summary and learning-curve plot (and the pruned circuit for BIMT)."""
+    """Final evaluation and summary (and the pruned circuit for BIMT); the stage plots the curves."""
     records = rundir.read_metrics(run_dir)
     final = _evaluate(model, heldout, tasks, device)
     pruned = _prune(run_dir, model, heldout, tasks, device, bimt) if step >= tc.steps else None
     reached = steps_to_criterion(records, tc.criterion, tc.criterion_metric)
-    write_json(run_dir / rundir.EVAL, {"step": step, "backend": "rate", **final})
-    write_json(run_dir / rundir.SUMMARY, {
+    write_json(rundir.RunDir(run_dir).eval, {"step": step, "backend": "rate", **final})
+    write_json(rundir.RunDir(run_dir).summary, {
         "steps": step, "target_steps": tc.steps, "complete": step >= tc.steps,
         "final_mean": final["mean"], "criterion": tc.criterion,
         "criterion_metric": tc.criterion_metric, "steps_to_criterion": reached,
@@ -376,14 +433,6 @@ def _finish(run_dir: Path, model: RateRNN, heldout: dict[str, Any], tasks: tuple
         **({"bimt_mode": bimt.config.mode, "swap_passes": len(bimt.history)} if bimt else {}),
         **({"pruned": pruned} if pruned else {}),
     })
-    try:
-        from neurosheet.reports.plots import save_figure
-        from neurosheet.reports.plots.training import learning_curves_figure
-
-        save_figure(learning_curves_figure(records, tc.criterion_metric),
-                    run_dir / rundir.CURVES_PLOT)
-    except (ImportError, ValueError):  # a plot must never cost a trained run
-        pass
     return TrainResult(run_dir, step, final, reached, resumed_from)
 
 
@@ -395,13 +444,13 @@ def _prune(run_dir: Path, model: RateRNN, heldout: dict[str, Any], tasks: tuple[
     cfg = bimt.config
     circuit = model.to_circuit(tasks, bimt.meta())
     pruned = prune_circuit(circuit, cfg.prune, cfg.prune_relative)
-    out = run_dir / PRUNED_DIR
+    out = rundir.RunDir(run_dir).pruned.path
     save_run_circuit(out, pruned)
     evaluated = _evaluate(RateRNN.from_circuit(pruned).to(device), heldout, tasks, device)
-    write_json(out / rundir.EVAL, {"backend": "rate", **evaluated})
+    write_json(rundir.RunDir(out).eval, {"backend": "rate", **evaluated})
     write_json(out / "prune.json", pruned.meta["prune"])
     g = pruned.graph
-    return {"dir": PRUNED_DIR, "threshold": cfg.prune, "relative": cfg.prune_relative,
+    return {"dir": out.name, "threshold": cfg.prune, "relative": cfg.prune_relative,
             "synapses": g.synapses, "input_synapses": g.inputs.synapses,  # type: ignore[union-attr]
             "readout_synapses": g.readout.synapses,  # type: ignore[union-attr]
             "density": g.density, "final_mean": evaluated["mean"]}

@@ -1,14 +1,12 @@
-"""Spiking circuits (NIR CubaLIF neurons on the sheet graph) and their backends.
+"""Rate circuit -> spiking network on the same graph: conversion, fine-tuning, backends, NIR.
 
-:class:`~neurosheet.spiking.model.SpikingCircuit` is what conversion
-(:mod:`neurosheet.spiking.conversion`) and fine-tuning (:mod:`neurosheet.spiking.finetune`)
-produce; the snntorch and Brian2 backends (:mod:`neurosheet.spiking.backends`) simulate it;
-``SpikingCircuit.to_snntorch()`` and ``SpikingCircuit.brian2_network()`` hand it to your own
-snntorch or Brian2 code.
+Modules: :mod:`~neurosheet.spiking.model` (the spiking circuit: NIR CubaLIF neurons on the
+graph's edges), :mod:`~neurosheet.spiking.conversion` (the recipe),
+:mod:`~neurosheet.spiking.network` (the circuit as an snntorch ``nn.Module``),
+:mod:`~neurosheet.spiking.finetune` (surrogate-gradient fine-tuning),
+:mod:`~neurosheet.spiking.registry` (backends by name, imported lazily),
+:mod:`~neurosheet.spiking.backends` (snntorch, Brian2), :mod:`~neurosheet.spiking.evaluate`
+(any backend -> held-out accuracy), :mod:`~neurosheet.spiking.persist` (the run directory's
+saved circuits), :mod:`~neurosheet.spiking.nir` (NIR export). Importing this package imports
+none of them.
 """
-
-from neurosheet.spiking.backends.base import BACKENDS, SpikeResult, SpikingBackend, get_backend
-from neurosheet.spiking.model import NeuronModel, SpikingCircuit
-
-__all__ = ["BACKENDS", "NeuronModel", "SpikeResult", "SpikingBackend", "SpikingCircuit",
-           "get_backend"]

@@ -53,7 +53,9 @@ class ConversionConfig:
     calibration percentile; ``tau_mem_ms``, ``reset``, ``readout``, ``tau_out_ms``: the neuron
     model (:class:`~neurosheet.spiking.model.NeuronModel`); ``offset``: add the LIF rate offset
     ``threshold / (2 r)`` to every bias current; ``gate``: what a failed "rate model still works
-    at K sub-steps" check does (``error``: refuse, ``warn``: record it, ``off``: skip it).
+    at K sub-steps" check does (``error``: refuse, ``warn``: record it, ``off``: skip it);
+    ``finetuned``: a run's stages use its fine-tuned circuit when one was tuned from the same
+    weights and neuron model (``False``: always the plain conversion).
     """
 
     substeps: int = 100
@@ -69,30 +71,36 @@ class ConversionConfig:
     gate: str = "error"
     gate_min_agreement: float = 0.7
     dtype: str = "float32"
+    finetuned: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.substeps, int | np.integer) or self.substeps < 1:
-            raise NeurosheetError(f"substeps must be an integer >= 1, got {self.substeps}")
+            raise NeurosheetError(f"substeps must be an integer >= 1, got {self.substeps}",
+                                  "substeps")
         if not (math.isfinite(self.rate_hz) and self.rate_hz > 0):
-            raise NeurosheetError(f"rate_hz must be a positive number, got {self.rate_hz}")
+            raise NeurosheetError(f"rate_hz must be a positive number, got {self.rate_hz}",
+                                  "rate_hz")
         if not 0.0 < self.percentile <= 100.0:
-            raise NeurosheetError(f"percentile must be in (0, 100], got {self.percentile}")
+            raise NeurosheetError(f"percentile must be in (0, 100], got {self.percentile}",
+                                  "percentile")
         if self.calibration not in CALIBRATIONS:
             raise NeurosheetError(f"calibration must be one of {', '.join(CALIBRATIONS)}, "
-                                  f"got {self.calibration!r}")
+                                  f"got {self.calibration!r}", "calibration")
         if not 0.0 < self.neuron_floor <= 1.0:
             raise NeurosheetError(f"neuron_floor must be in (0, 1], got {self.neuron_floor}")
         if self.reset not in RESETS:
-            raise NeurosheetError(f"reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
+            raise NeurosheetError(f"reset must be one of {', '.join(RESETS)}, got {self.reset!r}",
+                                  "reset")
         if self.readout not in READOUTS:
             raise NeurosheetError(
-                f"readout must be one of {', '.join(READOUTS)}, got {self.readout!r}")
+                f"readout must be one of {', '.join(READOUTS)}, got {self.readout!r}", "readout")
         for name in ("tau_mem_ms", "tau_out_ms"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
-                raise NeurosheetError(f"{name} must be a positive number, got {v}")
+                raise NeurosheetError(f"{name} must be a positive number, got {v}", name)
         if self.gate not in GATE_MODES:
-            raise NeurosheetError(f"gate must be one of {', '.join(GATE_MODES)}, got {self.gate!r}")
+            raise NeurosheetError(f"gate must be one of {', '.join(GATE_MODES)}, got {self.gate!r}",
+                                  "gate")
         if not 0.0 <= self.gate_min_agreement <= 1.0:
             raise NeurosheetError(
                 f"gate_min_agreement must be in [0, 1], got {self.gate_min_agreement}"
@@ -108,7 +116,7 @@ class ConversionConfig:
     def key(self) -> dict[str, Any]:
         """The knobs that change the converted circuit (not the gate's or the precision)."""
         d = asdict(self)
-        for k in ("gate", "gate_min_agreement", "dtype"):
+        for k in ("gate", "gate_min_agreement", "dtype", "finetuned"):
             d.pop(k)
         return d
 
@@ -219,7 +227,7 @@ def convert(circuit: Circuit, calibration_inputs: np.ndarray,
     if act == "tanh":
         raise NeurosheetError(
             "tanh rate circuits have signed rates, which spiking neurons cannot carry; "
-            "train with activation relu"
+            "train with dynamics.activation = \"relu\" in the model preset"
         )
     if act != "relu":
         notes.append(f"LIF neurons fire at ~kappa*relu(I); the {act} rate function is "
@@ -233,7 +241,7 @@ def convert(circuit: Circuit, calibration_inputs: np.ndarray,
             if config.gate == "error":
                 raise NeurosheetError(
                     f"conversion gate failed: {gate.message()}; train with more sub-steps "
-                    "or set gate to warn"
+                    "or set gate = 'warn'", "gate"
                 )
             notes.append(f"gate failed: {gate.message()}")
 

@@ -1,9 +1,10 @@
-"""Spiking backends for held-out evaluation: ``circuit -> (inputs [T, B, n_in] -> logits)``.
+"""Any registered backend -> readout logits -> held-out accuracy, on the same trials for all.
 
-:func:`spiking_logits_fn` converts a circuit (calibrating g on trials of its own tasks, or
-reusing the run directory's saved conversion) and returns a function that simulates task
-inputs with snntorch or Brian2 and decodes the readout. :func:`register` offers both as
-``neurosheet evaluate --backend snntorch|brian2`` through :mod:`neurosheet.rate.evaluation`.
+:func:`backend_logits_fn` builds ``inputs [T, B, n_in] -> logits`` for a backend named in
+:mod:`neurosheet.spiking.registry`: the rate model directly, a spiking simulator through the
+conversion (the run directory's saved one when given, so ``simulate``, ``evaluate``, ``export``
+and the pipeline share it). :func:`evaluate_backend` scores it on held-out trials that depend
+only on ``(tasks, trials, seed)``, so two backends given the same three are compared trial by trial.
 """
 
 from __future__ import annotations
@@ -15,94 +16,68 @@ from typing import Any
 import numpy as np
 
 from neurosheet.graph.circuit import Circuit
-from neurosheet.spiking.backends.base import BACKENDS, get_backend
 from neurosheet.spiking.conversion import ConversionConfig, convert
 from neurosheet.spiking.model import SpikingCircuit
+from neurosheet.spiking.registry import get_spec
 
 
-def spiking_logits_fn(circuit: Circuit, backend: str = "snntorch", *,
-                      substeps: int | None = None, conversion: ConversionConfig | None = None,
-                      gate: str | None = None, calibration_trials: int = 64, seed: int = 0,
-                      run_directory: str | Path | None = None, device: str | None = None,
-                      dtype: str | None = None, brian2_target: str = "auto",
-                      tuned: bool = True, progress: bool = False,
-                      **_: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """Convert ``circuit`` (or take its run's fine-tuned circuit) and return ``inputs -> logits``
-    simulated by ``backend``.
-
-    With ``run_directory`` the spiking circuit is read from / saved to the run (``tuned``: use
-    ``spiking/circuit.npz`` when it was tuned from these weights) and Brian2 caches its build
-    there. ``substeps`` and ``gate`` override those of ``conversion``.
-    """
-    from dataclasses import replace
-
-    from neurosheet.spiking import rundir
+def spiking_circuit(circuit: Circuit, conversion: ConversionConfig | None = None, *,
+                    run: str | Path | None = None, calibration_trials: int = 64,
+                    seed: int = 0, tuned: bool | None = None) -> SpikingCircuit:
+    """The run's spiking circuit: its fine-tuned one (``tuned``, default the conversion's
+    ``finetuned``, when it was tuned from these weights), else its saved conversion for these
+    knobs, else a fresh conversion."""
+    from neurosheet.spiking import persist
 
     config = conversion or ConversionConfig()
-    if substeps:
-        config = replace(config, substeps=substeps)
-    if gate:
-        config = replace(config, gate=gate)
-    sc: SpikingCircuit
-    if run_directory is not None:
-        sc = rundir.spiking_for_run(run_directory, circuit, config, calibration_trials, seed,
-                                    tuned=tuned)
-    else:
-        batch = rundir.calibration_batch(circuit, calibration_trials, seed)
-        sc = convert(circuit, batch.inputs, config, mask=batch.decision,
-                     valid=rundir.valid_steps(batch))
-    if backend == "brian2":
-        build = None if run_directory is None else rundir.brian2_build_dir(run_directory)
-        sim = get_backend("brian2", target=brian2_target, build_dir=build)
-    else:
-        sim = get_backend(backend, device=device, dtype=dtype or config.dtype)
-
-    def run(inputs: np.ndarray) -> np.ndarray:
-        return sim.run(sc, inputs, progress=progress).logits.astype(np.float32)
-
-    run.spiking = sc  # type: ignore[attr-defined]
-    return run
+    if run is not None:
+        return persist.spiking_for_run(run, circuit, config, calibration_trials, seed,
+                                       tuned=tuned)
+    batch = persist.calibration_batch(circuit, calibration_trials, seed)
+    return convert(circuit, batch.inputs, config, mask=batch.decision,
+                   valid=persist.valid_steps(batch))
 
 
-def register() -> None:
-    """Offer the spiking backends to ``neurosheet evaluate`` (idempotent)."""
-    from neurosheet.rate.evaluation import backends, register_backend
+def backend_logits_fn(name: str, circuit: Circuit, *, run: str | Path | None = None,
+                      conversion: ConversionConfig | None = None, calibration_trials: int = 64,
+                      seed: int = 0, progress: bool = False, tuned: bool | None = None,
+                      **options: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """``inputs -> logits`` of ``circuit`` run by backend ``name`` (with its own ``options``).
 
-    for name in BACKENDS:
-        if name not in backends():
-            register_backend(name, lambda circuit, _name=name, **opts: spiking_logits_fn(
-                circuit, _name, **opts))
+    For a spiking backend the function carries the spiking circuit as ``.spiking`` (the run's
+    fine-tuned circuit when ``tuned`` and one exists, else the conversion).
+    """
+    spec = get_spec(name)
+    if conversion is not None and "dtype" not in options and any(
+            o.name == "dtype" for o in spec.options):
+        options["dtype"] = conversion.dtype  # the conversion's precision, unless asked otherwise
+    backend = spec.create(run, **options)
+    if spec.kind == "rate":
+        return backend.logits_fn(circuit)
+    sc = spiking_circuit(circuit, conversion, run=run, calibration_trials=calibration_trials,
+                         seed=seed, tuned=tuned)
 
+    def run_fn(inputs: np.ndarray) -> np.ndarray:
+        return backend.run(sc, inputs, progress=progress).logits.astype(np.float32)
 
-# ------------------------------------------------------------------ `neurosheet evaluate` glue
-SPIKING_OPTIONS = ("gate", "device", "brian2_target", "calibration_trials")
-
-
-def add_evaluate_args(p: Any) -> None:
-    """Spiking knobs for ``neurosheet evaluate`` (its ``--substeps`` is K for spiking backends)."""
-    from neurosheet.spiking.backends.brian2 import TARGETS
-    from neurosheet.spiking.conversion import GATE_MODES
-
-    d = ConversionConfig()
-    g = p.add_argument_group("spiking backends (snntorch, brian2)")
-    g.add_argument("--gate", choices=GATE_MODES, default=d.gate,
-                   help="what a failed 'rate model works at K sub-steps' check does")
-    g.add_argument("--device", help="snntorch device (default: cuda when available)")
-    g.add_argument("--brian2-target", choices=TARGETS, default="auto",
-                   help="Brian2 code generation (default auto: cython, else numpy)")
-    g.add_argument("--calibration-trials", type=int, default=64,
-                   help="trials that calibrate the conversion (default 64)")
-    g.add_argument("--converted", action="store_true",
-                   help="simulate the plain conversion even when a fine-tuned circuit exists")
+    run_fn.spiking = sc  # type: ignore[attr-defined]
+    return run_fn
 
 
-def spiking_options(args: Any) -> dict[str, Any]:
-    """Factory options for a spiking backend from parsed ``evaluate`` arguments."""
-    opts = {k: getattr(args, k) for k in SPIKING_OPTIONS if getattr(args, k, None) is not None}
-    opts["run_directory"] = args.run_dir
-    opts["tuned"] = not getattr(args, "converted", False)
-    opts["progress"] = not getattr(args, "json", False)
-    return opts
+def evaluate_backend(circuit: Circuit, name: str = "rate", tasks: tuple[str, ...] | None = None,
+                     trials: int = 64, trial_seed: int = 0, **kwargs: Any) -> dict[str, Any]:
+    """Held-out accuracy of ``circuit`` run by backend ``name`` (per task and mean).
+
+    ``trial_seed`` is the seed of the held-out trials; ``kwargs`` go to
+    :func:`backend_logits_fn` (``run``, ``conversion``, ``calibration_trials``, the run's
+    ``seed`` for calibration, ``progress`` and the backend's options).
+    """
+    from neurosheet.rate.evaluation import evaluate_circuit
+
+    kwargs.setdefault("seed", 0)
+    fn = backend_logits_fn(name, circuit, **kwargs)
+    return evaluate_circuit(circuit, tasks or circuit.tasks, trials, trial_seed, logits_fn=fn,
+                            backend=name)
 
 
 def compare(spiking: dict[str, Any], rate: dict[str, Any]) -> dict[str, Any]:
@@ -113,17 +88,23 @@ def compare(spiking: dict[str, Any], rate: dict[str, Any]) -> dict[str, Any]:
         r = rate["per_task"][name]
         rows[name] = {"spiking": s, "rate": r,
                       "ratio": s["trial_success"] / r["trial_success"]
-                      if r["trial_success"] else float("nan")}
+                      if r["trial_success"] else None}
     ms, mr = spiking["mean"]["trial_success"], rate["mean"]["trial_success"]
+    ratios = [r["ratio"] for r in rows.values() if r["ratio"] is not None]
     return {"per_task": rows, "mean_spiking": spiking["mean"], "mean_rate": rate["mean"],
             "ci_spiking": spiking.get("ci"), "ci_rate": rate.get("ci"),
-            "ratio": ms / mr if mr else float("nan"),
-            "worst_task_ratio": min((r["ratio"] for r in rows.values() if r["ratio"] == r["ratio"]),
-                                    default=float("nan"))}
+            "ratio": ms / mr if mr else None,
+            "step_ratio": (spiking["mean"]["step_accuracy"] / rate["mean"]["step_accuracy"]
+                           if rate["mean"]["step_accuracy"] else None),
+            "worst_task_ratio": min(ratios) if ratios else None}
 
 
 def _ci(ci: Any) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+def _num(x: Any) -> str:
+    return "—" if x is None else f"{x:.3f}"
 
 
 def format_comparison(backend: str, cmp: dict[str, Any], trials: int | None = None) -> str:
@@ -137,19 +118,20 @@ def format_comparison(backend: str, cmp: dict[str, Any], trials: int | None = No
         lines.append(
             f"{name:<14}{s['trial_success']:>8.3f} {_ci(s.get('ci', {}).get('trial_success')):>17}"
             f"{q['trial_success']:>8.3f} {_ci(q.get('ci', {}).get('trial_success')):>17}"
-            f"{r['ratio']:>9.3f}{s['step_accuracy']:>8.3f}/{q['step_accuracy']:.3f}"
+            f"{_num(r['ratio']):>9}{s['step_accuracy']:>8.3f}/{q['step_accuracy']:.3f}"
             f"{s['yang_success']:>8.3f}/{q['yang_success']:.3f}")
     lines.append("-" * len(head))
     s, q = cmp["mean_spiking"], cmp["mean_rate"]
     cs = (cmp.get("ci_spiking") or {}).get("trial_success")
     cr = (cmp.get("ci_rate") or {}).get("trial_success")
     lines.append(f"{'mean':<14}{s['trial_success']:>8.3f} {_ci(cs):>17}"
-                 f"{q['trial_success']:>8.3f} {_ci(cr):>17}{cmp['ratio']:>9.3f}"
+                 f"{q['trial_success']:>8.3f} {_ci(cr):>17}{_num(cmp['ratio']):>9}"
                  f"{s['step_accuracy']:>8.3f}/{q['step_accuracy']:.3f}"
                  f"{s['yang_success']:>8.3f}/{q['yang_success']:.3f}")
     per = f" ({trials} trials per task, the same for both)" if trials else ""
-    lines.append(f"spiking / rate trial success {cmp['ratio']:.3f} (worst task "
-                 f"{cmp['worst_task_ratio']:.3f}){per}")
+    lines.append(f"spiking / rate trial success {_num(cmp['ratio'])} (worst task "
+                 f"{_num(cmp['worst_task_ratio'])}; step accuracy {_num(cmp['step_ratio'])})"
+                 f"{per}")
     lines.append("trial success: fixation held and the right unit on every decision step "
                  "(forgives nothing); step: decision steps right, pooled (forgives a wrong "
                  "step); Yang: last step within 36 deg (forgives one ring unit off)")

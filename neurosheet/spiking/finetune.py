@@ -155,9 +155,15 @@ def validate(circuit: SpikingCircuit, batches: dict[str, Any], substeps: int | N
 
 
 def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfig | None = None,
-             *, progress: bool = False, resume: bool = True,
-             stop_after: int | None = None, log: Any = None) -> FinetuneResult:
+             *, progress: bool = False, resume: bool = True, stop_after: int | None = None,
+             log: Any = None, train_seed: int | None = None,
+             validation_seed: int | None = None) -> FinetuneResult:
     """Fine-tune ``circuit`` with surrogate gradients; checkpoints and logs go to ``out_dir``.
+
+    Training trials come from ``train_seed`` and the validation trials that pick the best
+    circuit from ``validation_seed`` (defaults: the config's ``seed`` and that seed plus
+    ``VALIDATION_SEED_OFFSET``); K, noise and the schedule are functions of the config's seed
+    and the step.
 
     ``out_dir`` (e.g. ``RUN/spiking/finetune``) holds ``checkpoint.pt``, ``metrics.jsonl``,
     ``best.npz`` (the best circuit so far) and ``summary.json``; re-running with the same
@@ -185,13 +191,14 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
                        surrogate_dt_ms=cfg.surrogate_dt_ms)
     opt = torch.optim.Adam(param_groups(net, cfg.lr))
     base_lr = [g["lr"] for g in opt.param_groups]
-    sampler = TrialSampler(circuit.tasks, seed=cfg.seed)
-    val = heldout_batches(circuit.tasks, cfg.eval_trials, cfg.seed + VALIDATION_SEED_OFFSET,
-                          rule_inputs=circuit.tasks)
+    sampler = TrialSampler(circuit.tasks, seed=cfg.seed if train_seed is None else train_seed)
+    val_seed = cfg.seed + VALIDATION_SEED_OFFSET if validation_seed is None else validation_seed
+    val = heldout_batches(circuit.tasks, cfg.eval_trials, val_seed, rule_inputs=circuit.tasks)
     step, metrics_bytes, best_step, best, initial = 0, 0, 0, None, None
     if resume and ckpt_path.exists():
         payload = _load_checkpoint(ckpt_path)
-        if payload["source"] != source or payload["config"] != _config_json(cfg):
+        if (payload["source"] != source or payload["config"] != _config_json(cfg)
+                or payload.get("seeds") != [train_seed, validation_seed]):
             raise NeurosheetError(
                 f"{out} holds a fine-tuning of another circuit or with other settings; "
                 "delete it or use another directory")
@@ -268,6 +275,7 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
                 fh.flush()
                 _save_checkpoint(ckpt_path, {
                     "format": CHECKPOINT_FORMAT, "step": step, "source": source,
+                    "seeds": [train_seed, validation_seed],
                     "config": _config_json(cfg),
                     "model": {k2: v.detach().cpu() for k2, v in net.state_dict().items()},
                     "optimizer": opt.state_dict(), "sampler": sampler.rng.bit_generator.state,
@@ -332,28 +340,35 @@ def _trim(path: Path, size: int) -> None:
 
 def finetune_run(run_dir: str | Path, config: FinetuneConfig | None = None,
                  conversion: Any = None, *, out_dir: str | Path | None = None,
-                 calibration_trials: int = 64, seed: int = 0, progress: bool = False,
+                 calibration_trials: int = 64, seeds: Any = None, progress: bool = False,
                  resume: bool = True, stop_after: int | None = None,
                  log: Any = None) -> FinetuneResult:
     """Fine-tune a run's converted circuit; the result becomes ``DIR/spiking/circuit.npz``.
 
     The starting point is the run's conversion for ``conversion`` (a
     :class:`~neurosheet.spiking.conversion.ConversionConfig`, default recipe; saved and reused
-    as ``DIR/spiking/conversion.npz``). Checkpoints, metrics and the best circuit go to
-    ``out_dir`` (default ``DIR/spiking/finetune``); re-running resumes there.
+    as ``DIR/spiking/conversion.npz``), calibrated on the run's 'calibration' seed stream.
+    Checkpoints, metrics and the best circuit go to ``out_dir`` (default
+    ``DIR/spiking/finetune``); re-running resumes there. The circuit is written to the run only
+    when the configured number of steps is done.
     """
+    from neurosheet.core.rundir import RunDir
+    from neurosheet.core.seeds import SeedPlan
     from neurosheet.graph.circuit import load_run_circuit
-    from neurosheet.spiking import rundir
+    from neurosheet.spiking import persist
     from neurosheet.spiking.conversion import ConversionConfig
 
-    circuit = load_run_circuit(run_dir)
+    run = RunDir(run_dir).require()
+    seeds = seeds or SeedPlan()
+    circuit = load_run_circuit(run.path)
     conv = conversion or ConversionConfig()
-    start = rundir.spiking_for_run(run_dir, circuit, conv, calibration_trials, seed,
-                                   tuned=False)
-    out = Path(out_dir) if out_dir is not None else (
-        Path(run_dir) / rundir.SPIKING_DIR / FINETUNE_DIR)
-    result = finetune(start, out, config, progress=progress, resume=resume,
-                      stop_after=stop_after, log=log)
-    if result.steps >= (config or FinetuneConfig()).steps:
-        rundir.save_tuned(run_dir, result.circuit)
+    start = persist.spiking_for_run(run.path, circuit, conv, calibration_trials, seeds.model,
+                                    tuned=False)
+    cfg = config or FinetuneConfig()
+    out = Path(out_dir) if out_dir is not None else run.finetune
+    result = finetune(start, out, cfg, progress=progress, resume=resume, stop_after=stop_after,
+                      log=log, train_seed=seeds.finetune,
+                      validation_seed=seeds.finetune_validation)
+    if result.steps >= cfg.steps:
+        persist.save_tuned(run.path, result.circuit)
     return result

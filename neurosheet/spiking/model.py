@@ -39,6 +39,10 @@ import scipy.sparse as sp
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.io import read_npz, write_npz
 from neurosheet.graph.sheetgraph import SheetGraph
+from neurosheet.spiking.inputs import check_inputs
+
+__all__ = ["NeuronModel", "SpikingCircuit", "StepConstants", "check_inputs",
+           "weights_fingerprint"]
 
 RESETS = ("zero", "subtract")
 READOUTS = ("li", "count")
@@ -279,30 +283,16 @@ class SpikingCircuit:
     # ------------------------------------------------------------------ interop
     def to_snntorch(self, *, surrogate: Any = None, dtype: Any = None,
                     trainable: bool = True) -> Any:
-        """This circuit as an ``nn.Module`` of snntorch ``Synaptic`` neurons (see
-        :class:`neurosheet.spiking.network.SpikingSheet`), usable in your own training loop."""
+        """This circuit as a torch ``nn.Module`` (:class:`neurosheet.spiking.network.SpikingSheet`:
+        the step of snntorch's ``Synaptic`` neuron, snntorch's surrogate spike gradient), usable
+        in your own training loop: ``forward(inputs [T, B, n_in]) -> SpikeOutput`` with
+        ``.logits``; its parameters are the edge values; ``.to_circuit()`` converts back.
+        (The Brian2 network of the circuit: :func:`neurosheet.spiking.backends.brian2.brian2_network`.)
+        """
         from neurosheet.spiking.network import SpikingSheet
 
         return SpikingSheet(self, surrogate=surrogate, dtype=dtype, trainable=trainable)
 
-    def brian2_network(self, inputs: np.ndarray, **options: Any) -> dict[str, Any]:
-        """Brian2 objects simulating this circuit on ``inputs [T, B, n_in]``: the ``Network``
-        (``net``), its groups, monitors and the namespace to run it with (see
-        :meth:`neurosheet.spiking.backends.brian2.Brian2Backend.network`)."""
-        from neurosheet.spiking.backends.brian2 import Brian2Backend
-
-        drive = self.drive(inputs)
-        return Brian2Backend.network(self, drive, drive.shape[1], **options)
-
-
-def check_inputs(inputs: Any, n_in: int) -> np.ndarray:
-    """``inputs`` as float64 ``[T, B, n_in]``, finite."""
-    u = np.asarray(inputs, dtype=np.float64)
-    if u.ndim != 3 or u.shape[2] != n_in:
-        raise NeurosheetError(f"inputs must have shape [T, B, {n_in}], got {list(u.shape)}")
-    if not np.isfinite(u).all():
-        raise NeurosheetError("inputs contain NaN or infinite values")
-    return u
 
 
 def weights_fingerprint(*arrays: np.ndarray) -> str:

@@ -1,5 +1,8 @@
 """A :class:`~neurosheet.spiking.model.SpikingCircuit` as a torch module of snntorch neurons.
 
+(This module never imports :mod:`neurosheet.spiking.model`: the circuit is passed in, and
+``SpikingCircuit.to_snntorch()`` builds the module, so the dependency points one way.)
+
 :class:`SpikingSheet` is one module for three uses: the snntorch backend (no gradients),
 spike-aware fine-tuning (surrogate gradients through ``snn.Synaptic``'s spike function) and
 ``SpikingCircuit.to_snntorch()`` for a user's own training loop. Its parameters are *edge
@@ -30,7 +33,7 @@ from torch import nn
 
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.rate.edge_ops import EdgeOperator, EdgeStructure
-from neurosheet.spiking.model import SpikingCircuit, check_inputs
+from neurosheet.spiking.inputs import check_inputs
 
 DENSE_UP_TO = 512  # N = 144: dense 0.08 s vs CSR 0.17 s per forward (K 20, batch 32, 1 thread)
 
@@ -64,7 +67,7 @@ class SpikingSheet(nn.Module):
             gradient; None: no scaling.
     """
 
-    def __init__(self, circuit: SpikingCircuit, *, surrogate: Any = None, dtype: Any = None,
+    def __init__(self, circuit: Any, *, surrogate: Any = None, dtype: Any = None,
                  trainable: bool = True, kernel: str = "auto",
                  reset_grad: bool = False, surrogate_dt_ms: float | None = None) -> None:
         super().__init__()
@@ -129,7 +132,7 @@ class SpikingSheet(nn.Module):
                                 threshold=nm.threshold, spike_grad=self.spike_grad,
                                 reset_mechanism=nm.reset, reset_delay=False).to(self.w_rec.device)
 
-    def to_circuit(self, meta: dict[str, Any] | None = None) -> SpikingCircuit:
+    def to_circuit(self, meta: dict[str, Any] | None = None) -> Any:
         """The current weights as a :class:`SpikingCircuit` (float32 arrays)."""
         def arr(t: torch.Tensor) -> np.ndarray:
             return t.detach().cpu().numpy().astype(np.float32)

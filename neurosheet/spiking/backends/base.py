@@ -81,28 +81,15 @@ class SpikingBackend(ABC):
 
     name: str = "base"
 
+    @classmethod
+    def from_run(cls, run: Any, **options: Any) -> SpikingBackend:
+        """An instance set up for a run directory (e.g. its build cache); default: no files."""
+        return cls(**options)
+
     @abstractmethod
     def run(self, spiking: SpikingCircuit, inputs: np.ndarray, *, record: int = 0,
             progress: bool = False) -> SpikeResult:
         """Simulate ``inputs [T, B, n_in]``; keep full rasters of the first ``record`` trials."""
-
-
-BACKENDS = ("snntorch", "brian2")
-
-
-def get_backend(name: str, **options: Any) -> SpikingBackend:
-    """The backend called ``name`` (``snntorch`` or ``brian2``) with its options."""
-    from neurosheet.core.errors import NeurosheetError
-
-    if name == "snntorch":
-        from neurosheet.spiking.backends.snntorch import SnntorchBackend
-
-        return SnntorchBackend(**options)
-    if name == "brian2":
-        from neurosheet.spiking.backends.brian2 import Brian2Backend
-
-        return Brian2Backend(**options)
-    raise NeurosheetError(f"unknown spiking backend {name!r}; use one of {', '.join(BACKENDS)}")
 
 
 def counts_from_spikes(steps: np.ndarray, trials: np.ndarray, neurons: np.ndarray,

@@ -64,7 +64,7 @@ def available_target(preferred: str = "auto", build_dir: str | Path | None = Non
         return "cython" if compiles else "numpy"
     if not compiles:
         raise NeurosheetError(
-            f"Brian2 target {preferred} needs a working C++ compiler; use --brian2-target numpy"
+            f"Brian2 target {preferred} needs a working C++ compiler; use target numpy", "target"
         )
     return preferred
 
@@ -104,6 +104,14 @@ class Brian2Backend(SpikingBackend):
         self.target = target
         self.build_dir = None if build_dir is None else Path(build_dir)
         self.batch_size = batch_size
+
+    @classmethod
+    def from_run(cls, run: Any, **options: Any) -> Brian2Backend:
+        """Cache the compiled code in the run directory's Brian2 build folder."""
+        from neurosheet.core.rundir import RunDir
+
+        options.setdefault("build_dir", RunDir(run).brian2_build)
+        return cls(**options)
 
     # ------------------------------------------------------------------ network
     @staticmethod
@@ -261,3 +269,19 @@ class Brian2Backend(SpikingBackend):
             if tmp is not None:
                 tmp.cleanup()
         return build_s, run_s
+
+
+def brian2_network(spiking: SpikingCircuit, inputs: np.ndarray) -> dict[str, Any]:
+    """The Brian2 objects that simulate ``spiking`` on ``inputs [T, B, n_in]`` (B copies of the
+    sheet in one ``NeuronGroup``), for your own Brian2 code: ``net`` (a ``brian2.Network``),
+    ``group``, ``synapses``, ``mon`` (``SpikeMonitor``), ``drive`` (``TimedArray``), and the
+    ``namespace`` and ``duration`` to run it with::
+
+        objs = brian2_network(circuit, inputs)
+        objs["net"].run(objs["duration"], namespace=objs["namespace"])
+        spike_times, flat_index = objs["mon"].t, objs["mon"].i   # neuron = index % N
+
+    Runs in Brian2's current code-generation target (numpy unless you set another).
+    """
+    drive = spiking.drive(inputs)
+    return Brian2Backend.network(spiking, drive, drive.shape[1])
