@@ -1,11 +1,15 @@
 """BIMT swap criterion: exact closed form vs brute force, and the cost of a full swap pass.
 
-Run: ``python benchmarks/bench_bimt.py`` (CPU, torch threads capped at 1).
+Run: ``python benchmarks/bench_bimt.py`` (CPU, torch threads capped at 1). Both sides of the
+speed-up are timed the same way (one warm-up, then the median of the same number of repeats;
+the spread is printed).
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,16 +23,10 @@ from neurosheet.rate.bimt.cost import WiringGeometry, swap_deltas, swap_dense, w
 from neurosheet.rate.bimt.regularizer import BimtRegularizer
 from neurosheet.rate.model import RateRNN
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, measure
+
 N_IN, N_OUT = 50, 17  # Mod-Cog-like: 33 observation + rule channels, 17 outputs
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def brute(j, mats, geo):
@@ -40,16 +38,18 @@ def brute(j, mats, geo):
 def main() -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    print(f"{'N':>5} {'closed form [ms]':>17} {'brute force [ms]':>17} {'speed-up':>9} {'max |diff|':>11}")
+    print(machine())
+    print(f"{'N':>5} {'closed form':>30} {'brute force':>30} {'speed-up':>9} "
+          f"{'max |diff|':>11}")
     for n in (64, 256, 400):
         graph = attach_projections(build_graph(make_sheet(n), "full"), N_IN, N_OUT)
         geo = WiringGeometry.from_graph(graph)
         mats = (np.abs(rng.normal(size=(n, n))), np.abs(rng.normal(size=(n, N_IN))),
                 np.abs(rng.normal(size=(N_OUT, n))))
-        fast = best_of(lambda: swap_deltas(3, *mats, geo))  # noqa: B023
-        slow = best_of(lambda: brute(3, mats, geo), 1)  # noqa: B023
+        fast = measure(lambda: swap_deltas(3, *mats, geo), repeats=3)  # noqa: B023
+        slow = measure(lambda: brute(3, mats, geo), repeats=3)  # noqa: B023
         diff = np.abs(swap_deltas(3, *mats, geo) - brute(3, mats, geo)).max()
-        print(f"{n:>5} {fast * 1e3:>17.3f} {slow * 1e3:>17.1f} {slow / fast:>9.0f} {diff:>11.2e}")
+        print(f"{n:>5} {fast!s:>30} {slow!s:>30} {fast.ratio(slow):>9.0f} {diff:>11.2e}")
     print()
     print(f"{'N':>5} {'swap pass top_k=30 [ms]':>24} {'swaps':>6} {'penalty fwd+bwd [ms]':>21}")
     for n in (256, 400, 1024):
@@ -67,8 +67,8 @@ def main() -> None:
             model.zero_grad()
             reg.penalty(50).backward()
 
-        t_pen = best_of(pen)
-        print(f"{n:>5} {t_pass * 1e3:>24.1f} {report.swaps:>6} {t_pen * 1e3:>21.2f}")
+        t_pen = measure(pen, repeats=3)
+        print(f"{n:>5} {t_pass * 1e3:>24.1f} {report.swaps:>6} {t_pen.median * 1e3:>21.2f}")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
 """Do the field's NIR readers reproduce neurosheet's decisions on the exported file? (issue 11)
 
-Exports a run's spiking circuit with ``neurosheet.spiking.nir.write_nir``, then on the same
-held-out trials (``--trials`` per task, seed ``--seed``) scores:
-- ``neurosheet``: its own snntorch backend (the reference);
+Exports a run's spiking circuit (the fine-tuned one when the run has it, as ``neurosheet
+export`` does) with ``neurosheet.spiking.nir.write_nir``, then on the same held-out trials
+(``--trials`` per task, seed ``--seed``) gets logits from:
+- ``neurosheet``: its own snntorch backend at the circuit's K, and ``neurosheet@file-dt`` at
+  the file's step (0.1 ms: K = task step / 0.1 ms), the step the readers run at;
 - ``nir-reference``: a plain Euler simulation of the file as NIR states it (no reader package);
 - each reader in ``--readers``: ``snntorch.import_from_nir`` (fixed 0.1 ms step) and norse's
   ``from_nir(dt=0.1 ms)``, importing the file unedited. The harness only holds each task input
   for its task step and averages the output over each task step (the file's stated rules).
   ``norse-sim-dt`` reads a second file stated at neurosheet's own simulation step with norse
   at that step (exact when the map is right; snntorch cannot run another step).
-Prints step accuracy, trial success and the agreement with neurosheet's decisions per reader.
+Prints, per reader and against both neurosheet references, step accuracy, trial success and
+the fraction of decision steps (pooled over all trials) with the same argmax.
 
-The readers need packages neurosheet does not depend on (norse pins nothing newer than torch
-2.x and uses nirtorch's legacy loader); one command creates an environment with both::
+The readers need packages neurosheet does not depend on (norse 1.1 and nirtorch's legacy
+loader); one command creates an environment with both::
 
     python3 -m venv .venv-nir && .venv-nir/bin/pip install torch==2.13.0 && \
         .venv-nir/bin/pip install -e . norse==1.1.0 nirtorch==2.6
@@ -45,9 +48,16 @@ def spiking_circuit(run_dir: Path, substeps: int | None) -> tuple[Any, Any]:
 
 
 def neurosheet_logits(spiking: Any, inputs: np.ndarray) -> np.ndarray:
-    from neurosheet.spiking.backends.base import get_backend
+    from neurosheet.spiking.registry import create_backend
 
-    return get_backend("snntorch", device="cpu").run(spiking, inputs).logits
+    return create_backend("snntorch", device="cpu").run(spiking, inputs).logits
+
+
+def pooled_agreement(ref: dict[str, np.ndarray], other: dict[str, np.ndarray],
+                     batches: dict[str, Any]) -> float:
+    """Fraction of decision steps, pooled over every trial, where the argmax is the same."""
+    same = [(ref[t].argmax(-1) == other[t].argmax(-1))[b.decision] for t, b in batches.items()]
+    return float(np.concatenate(same).mean())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     from neurosheet.spiking.nir_readers import compare, run_reader
 
     circuit, spiking = spiking_circuit(args.run_dir, args.substeps)
+    if args.substeps:
+        spiking = spiking.at_substeps(args.substeps)
     tasks = tuple(circuit.tasks)
     batches = heldout_batches(tasks, args.trials, args.seed)
     tmp = tempfile.TemporaryDirectory()
@@ -75,18 +87,22 @@ def main(argv: list[str] | None = None) -> int:
     write_nir(spiking, path)
     export_s = time.perf_counter() - t0
     net = read_nir(path).network
+    fine = spiking.at_substeps(net.steps_per_task_step)
     readers = [r for r in args.readers.split(",") if r]
     sim_path = Path(tmp.name) / "circuit-sim-dt.nir"
     if "norse-sim-dt" in readers:
         write_nir(spiking, sim_path, dt_s=spiking.sim_dt_ms / 1e3)
-    names = ["nir-reference", *readers]
-    logits: dict[str, dict[str, np.ndarray]] = {name: {} for name in ["neurosheet", *names]}
-    timing = dict.fromkeys(["neurosheet", *names], 0.0)
+    refs = ["neurosheet", "neurosheet@file-dt"]
+    names = [*refs, "nir-reference", *readers]
+    logits: dict[str, dict[str, np.ndarray]] = {name: {} for name in names}
+    timing = dict.fromkeys(names, 0.0)
     for task, batch in batches.items():
-        for name in ["neurosheet", *names]:
+        for name in names:
             t0 = time.perf_counter()
             if name == "neurosheet":
                 y = neurosheet_logits(spiking, batch.inputs)
+            elif name == "neurosheet@file-dt":
+                y = neurosheet_logits(fine, batch.inputs)
             elif name == "nir-reference":
                 y = simulate(net, batch.inputs, dtype="float32")[0]
             elif name == "norse-sim-dt":
@@ -99,36 +115,35 @@ def main(argv: list[str] | None = None) -> int:
             logits[name][task] = y
         print(f"{task}: done", file=sys.stderr, flush=True)
 
-    result: dict[str, Any] = {"run_dir": str(args.run_dir), "tasks": list(tasks),
-                              "trials_per_task": args.trials, "seed": args.seed,
-                              "neurons": int(net.n), "synapses": int(net.post.size),
-                              "file_dt_s": net.dt_s, "export_s": export_s,
-                              "file_bytes": Path(path).stat().st_size, "readers": {}}
-    for name in names:
-        rows = {t: compare(logits["neurosheet"][t], logits[name][t], batches[t], tasks)
-                for t in tasks}
-        pooled_dec = np.concatenate([
-            (logits["neurosheet"][t].argmax(-1) == logits[name][t].argmax(-1))[batches[t].decision]
-            for t in tasks])
-        mean = {k: float(np.mean([r[k] for r in rows.values()]))
-                for k in next(iter(rows.values())) if k != "trials"}
-        mean["decision_agreement_pooled"] = float(pooled_dec.mean())
-        result["readers"][name] = {"per_task": rows, "mean": mean, "seconds": timing[name]}
-    result["neurosheet_seconds"] = timing["neurosheet"]
-
-    head = (f"{'reader':<15}{'trials':>7}{'step acc':>10}{'(neurosheet)':>13}{'trial succ':>11}"
-            f"{'(neurosheet)':>13}{'same decisions':>16}{'seconds':>9}")
-    print(f"{args.run_dir}: N = {net.n}, {net.post.size:,} synapses, file step "
-          f"{net.dt_s * 1e3:g} ms, export {export_s:.2f} s, {len(tasks)} tasks x {args.trials} "
-          f"trials (seed {args.seed})")
+    result: dict[str, Any] = {
+        "run_dir": str(args.run_dir), "tasks": list(tasks), "trials_per_task": args.trials,
+        "seed": args.seed, "source": spiking.meta.get("source", "conversion"),
+        "substeps": spiking.substeps, "file_substeps": fine.substeps, "neurons": int(net.n),
+        "synapses": int(net.post.size), "file_dt_s": net.dt_s, "export_s": export_s,
+        "file_bytes": Path(path).stat().st_size, "seconds": timing, "against": {}}
+    head = (f"{'simulation':<20}{'step acc':>10}{'trial succ':>12}"
+            f"{'same decisions as':>20}{'':>14}{'seconds':>9}")
+    print(f"{args.run_dir} ({result['source']}): N = {net.n}, {net.post.size:,} synapses, K = "
+          f"{spiking.substeps}; file step {net.dt_s * 1e3:g} ms (K = {fine.substeps}); export "
+          f"{export_s:.2f} s; {len(tasks)} tasks x {args.trials} trials (seed {args.seed})")
     print(head)
+    print(f"{'':<42}{'neurosheet':>20}{'@file-dt':>14}")
     print("-" * len(head))
     for name in names:
-        m = result["readers"][name]["mean"]
-        print(f"{name:<15}{len(tasks) * args.trials:>7}{m['step_accuracy']:>10.3f}"
-              f"{m['ref_step_accuracy']:>13.3f}{m['trial_success']:>11.3f}"
-              f"{m['ref_trial_success']:>13.3f}{m['decision_agreement_pooled']:>16.3f}"
-              f"{result['readers'][name]['seconds']:>9.1f}")
+        rows = {ref: {t: compare(logits[ref][t], logits[name][t], batches[t], tasks)
+                      for t in tasks} for ref in refs}
+        row = {}
+        for ref in refs:
+            mean = {k: float(np.mean([r[k] for r in rows[ref].values()]))
+                    for k in next(iter(rows[ref].values())) if k != "trials"}
+            mean["decision_agreement_pooled"] = pooled_agreement(logits[ref], logits[name],
+                                                                 batches)
+            row[ref] = {"per_task": rows[ref], "mean": mean}
+        result["against"][name] = row
+        m0, m1 = row[refs[0]]["mean"], row[refs[1]]["mean"]
+        print(f"{name:<20}{m0['step_accuracy']:>10.3f}{m0['trial_success']:>12.3f}"
+              f"{m0['decision_agreement_pooled']:>20.3f}{m1['decision_agreement_pooled']:>14.3f}"
+              f"{timing[name]:>9.1f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -28,9 +28,6 @@ _LAZY = {
     "SeedPlan": "neurosheet.core.seeds",
 }
 
-__all__ = ["__version__", *_LAZY]
-
-
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
@@ -38,4 +35,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted(["__version__", *_LAZY])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import h5py
 import nir
 import numpy as np
@@ -19,6 +21,7 @@ from neurosheet.spiking.nir import (
     to_nir,
     write_nir,
 )
+from neurosheet.spiking.registry import create_backend
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +57,11 @@ def test_round_trip_keeps_edges_weights_and_fingerprint(spiking, tmp_path):
     assert back.synapses == spiking.synapses
     np.testing.assert_array_equal(back.post, post)
     np.testing.assert_array_equal(back.pre, pre)
-    np.testing.assert_array_equal(back.weight, spiking.spike_weights().astype(np.float32))
+    np.testing.assert_array_equal(back.weight, spiking.w_rec)
     np.testing.assert_array_equal(back.positions, spiking.graph.sheet.positions.astype(np.float32))
-    np.testing.assert_array_equal(back.network.bias, spiking.circuit.b_rec)
+    np.testing.assert_array_equal(back.network.bias, spiking.b)
     assert back.meta["graph_fingerprint"] == spiking.graph.fingerprint()
+    assert back.meta["circuit_fingerprint"] == spiking.fingerprint()
     assert set(nir.read(path).nodes) == {"input", "proj_in", "rnn", "readout", "output"}
 
 
@@ -71,12 +75,10 @@ def test_dense_weight_is_written_once_in_float32(spiking, tmp_path):
 
 
 def test_zero_weight_synapses_survive(spiking, tmp_path):
-    w = spiking.circuit.w_rec.copy()
+    w = spiking.w_rec.copy()
     w[:5] = 0.0
-    c = spiking.circuit.with_weights(w_rec=w)
-    sc = convert(c, random_inputs(6, 8, 4, seed=8), ConversionConfig(substeps=10))
-    back = read_nir(write_nir(sc, tmp_path / "z.nir"))
-    assert back.synapses == c.graph.synapses  # the dense matrix alone would lose them
+    back = read_nir(write_nir(spiking.with_weights(w_rec=w), tmp_path / "z.nir"))
+    assert back.synapses == spiking.graph.synapses  # the dense matrix alone would lose them
     assert (back.weight[:5] == 0).all()
 
 
@@ -107,13 +109,25 @@ def test_inputs_are_held_and_outputs_averaged_per_task_step():
         hold_inputs(u, 0.02, 3e-3)
 
 
-def test_reference_reading_spikes_and_is_deterministic(spiking, tmp_path):
-    net = read_nir(write_nir(spiking, tmp_path / "r.nir")).network
-    u = random_inputs(4, 3, 4, seed=1)
-    y1, counts = simulate(net, u)
-    y2, _ = simulate(net, u)
-    np.testing.assert_array_equal(y1, y2)
-    assert y1.shape == (4, 3, 3) and counts.sum() > 0
+def test_the_file_states_neurosheets_map_at_its_step(spiking, tmp_path):
+    """Simulated as NIR states it (Euler, 0.1 ms), the file spikes exactly as neurosheet does
+    when neurosheet also steps 0.1 ms (task step 20 ms -> K = 200), in float64."""
+    fine = spiking.at_substeps(200)
+    net = read_nir(write_nir(fine, tmp_path / "r.nir")).network
+    u = random_inputs(5, 4, 4, seed=1)
+    ours = create_backend("snntorch", device="cpu", dtype="float64").run(fine, u)
+    logits, counts = simulate(net, u)
+    assert counts.sum() > 100
+    np.testing.assert_array_equal(counts, ours.counts)
+    np.testing.assert_allclose(logits, ours.logits, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("field", "value", "match"),
+                         [("reset", "subtract", "reset"), ("readout", "li", "readout")])
+def test_models_the_readers_cannot_run_are_refused(spiking, tmp_path, field, value, match):
+    other = dataclasses.replace(spiking, neuron=dataclasses.replace(spiking.neuron, **{field: value}))
+    with pytest.raises(NeurosheetError, match=match):
+        write_nir(other, tmp_path / "x.nir")
 
 
 def _flat(node, prefix=""):

@@ -131,3 +131,16 @@ def test_radius_search_is_not_quadratic_in_memory():
     assert g.density == pytest.approx(0.001, rel=0.3)
     assert peak < 0.25 * 20_000**2  # far below the N^2 bytes of a dense bool mask
     assert math.isfinite(g.summary()["mean_length"])
+
+
+def test_a_density_far_from_the_target_is_a_warning_not_silence(monkeypatch):
+    """The kernel rules sample edges: a target they miss by far is reported, not swallowed."""
+    import warnings
+
+    from neurosheet.graph import wiring
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_graph(make_sheet(144), "radius", density=0.14)  # reachable: silent
+    with pytest.warns(wiring.DensityWarning, match="asked for density"):
+        wiring._warn_off_target("gaussian", 0.10, 0.05, 64)

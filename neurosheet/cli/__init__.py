@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "per-task accuracy of a trained run on held-out trials",
     "sweep": "train presets x densities x seeds and compare learning curves",
     "simulate": "simulate a trained circuit as spiking neurons on the same graph",
+    "finetune": "fine-tune the converted spiking circuit on the task loss (surrogate gradients)",
     "export": "export the spiking circuit as a NIR graph",
     "budget": "synapse budget of a circuit on hardware targets",
     "analyze": "functional and anatomical modules of a trained circuit (BIMT)",
@@ -89,14 +90,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0
+    quiet = getattr(args, "no_progress", False) or getattr(args, "json", False)
+    if not quiet and sys.stderr.isatty():
+        from neurosheet.core.progress import log_to_stderr
+
+        log_to_stderr()
+    import logging
+    import warnings
+
+    from neurosheet.core.errors import NeurosheetWarning
+
+    def one_line_warning(message, category, *_args, **_kwargs) -> None:
+        if issubclass(category, NeurosheetWarning):  # ours: what the user must know, one line
+            print(f"neurosheet {args.command}: warning: {message}", file=sys.stderr)
+        else:  # a dependency's internals (e.g. torch's beta notices): kept out of the way
+            logging.getLogger("neurosheet.dependencies").debug("%s: %s", category.__name__,
+                                                              message)
+
+    previous, warnings.showwarning = warnings.showwarning, one_line_warning  # one line each
     try:
         return int(args._run(args) or 0)
     except NeurosheetError as exc:
         print(f"neurosheet {args.command}: error: {_with_flag(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"neurosheet {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # training writes a checkpoint first and says so
+        detail = f": {exc}" if str(exc) else ""
+        print(f"neurosheet {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,7 +37,7 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     O.add_backend(p, kind="spiking", default=None)
     O.add(p, "--spike-trials", default=64)
     O.add_conversion(p)
-    O.add_backend_options(p, backend_names("spiking"))
+    O.add_backend_options(p, O.spiking_backend_names())
     return p
 
 
@@ -75,12 +75,6 @@ def run(args: argparse.Namespace) -> int:
     if len(reports) > 1:
         return _emit_all(reports, args)
     return _emit_one(reports[0], args)
-
-
-def backend_names(kind: str) -> tuple[str, ...]:
-    from neurosheet.spiking.registry import backend_names as names
-
-    return names(kind)  # type: ignore[arg-type]
 
 
 def _spike_file(arg: str | None, run_dir: str) -> Path | None:

@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info)
     else:
-        print(f"wrote {info['nir']}: {info['neurons']} CubaLIF neurons, {info['synapses']:,} "
-              f"recurrent synapses (dense w_rec, edge list kept), {info['bytes']:,} bytes; spike "
-              f"weights per {info['file_dt_ms']:g} ms step (neurosheet simulates at "
-              f"{info['sim_dt_ms']:g} ms)")
+        print(f"wrote {info['nir']}: {info['neurons']} CubaLIF neurons ({info['source']}), "
+              f"{info['synapses']:,} recurrent synapses (dense w_rec, edge list kept), "
+              f"{info['bytes']:,} bytes; spike weights per {info['file_dt_ms']:g} ms step "
+              f"(neurosheet simulates at {info['sim_dt_ms']:g} ms)")
     return 0

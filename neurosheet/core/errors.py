@@ -14,3 +14,11 @@ class NeurosheetError(Exception):
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class NeurosheetWarning(UserWarning):
+    """A result that is not quite what was asked (e.g. a density the sheet cannot reach).
+
+    The CLI prints it as one line (``neurosheet CMD: warning: ...``); scripts see a normal
+    Python warning they can filter or turn into an error.
+    """

@@ -149,7 +149,7 @@ def _run_ray(jobs: list[SweepJob], workers: int, address: str | None,
         import ray
     except ImportError:
         raise NeurosheetError(
-            "--backend ray needs Ray: pip install 'neurosheet[ray]' (or 'ray[default]')"
+            "the ray executor needs Ray: pip install 'neurosheet[ray]' (or 'ray[default]')"
         ) from None
     import neurosheet
 

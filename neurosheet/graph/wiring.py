@@ -21,6 +21,7 @@ Rules:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import brentq
 
-from neurosheet.core.errors import NeurosheetError
+from neurosheet.core.errors import NeurosheetError, NeurosheetWarning
 from neurosheet.graph.sheet import Sheet
 from neurosheet.graph.sheetgraph import SheetGraph, csr_from_edges
 
@@ -112,7 +113,28 @@ def build_graph(
 
     adjacency = csr_from_edges(post, pre, (n, n))
     meta["density"] = adjacency.nnz / float(n) ** 2
+    if density is not None:
+        _warn_off_target(rule, density, meta["density"], n)
     return SheetGraph(sheet, adjacency, meta=meta)
+
+
+class DensityWarning(NeurosheetWarning):
+    """The graph's density is far from the one asked for (the sheet is too small or coarse)."""
+
+
+#: relative gap between achieved and target density above which the user is warned
+DENSITY_TOLERANCE = 0.25
+
+
+def _warn_off_target(rule: str, target: float, achieved: float, n: int) -> None:
+    """Warn when the wiring could not get near the requested density (not a silent change)."""
+    gap = abs(achieved - target) / target
+    if gap <= DENSITY_TOLERANCE:
+        return
+    hint = (f"a {n}-neuron sheet is too small or coarse for it" if rule in ("radius", "full")
+            or achieved > target else "the kernel's sampling fell short")
+    warnings.warn(f"asked for density {target:.3%}, got {achieved:.3%} with the {rule} rule "
+                  f"({gap:.0%} off): {hint}", DensityWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------- radius

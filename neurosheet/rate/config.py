@@ -85,6 +85,8 @@ class TrainingConfig(_Strict):
     eval_every: int = Field(100, gt=0)
     eval_trials: int = Field(64, gt=0, description="held-out trials per task at each evaluation")
     checkpoint_every: int = Field(100, gt=0)
+    checkpoint_seconds: float = Field(300.0, gt=0, allow_inf_nan=False, description="also "
+                                      "checkpoint when this much wall time passed since the last")
     log_every: int = Field(10, gt=0)
     criterion: float = Field(0.8, gt=0, le=1, description="accuracy for steps-to-criterion")
     criterion_metric: Literal["step_accuracy", "trial_success", "yang_success"] = "step_accuracy"

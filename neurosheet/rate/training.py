@@ -10,12 +10,17 @@ losses of an uninterrupted one bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import math
 import pickle
 import platform
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +42,8 @@ from neurosheet.rate.bimt.regularizer import BimtRegularizer
 from neurosheet.rate.config import ModelPreset, SheetConfig, to_toml, with_overrides
 from neurosheet.rate.evaluation import score_batches
 from neurosheet.rate.model import RateRNN
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "neurosheet.checkpoint"
 
@@ -93,6 +100,31 @@ class _State:
     seed: int = 0
     substep_choices: tuple[int, ...] = ()
     bimt: BimtRegularizer | None = None
+    last_checkpoint: int = 0
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during training: a checkpoint was written, the same call resumes."""
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[list[int]]:
+    """SIGINT/SIGTERM set a flag the training loop checks after each step (main thread only),
+    so an interruption lands between steps and is followed by a checkpoint, never mid-write."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        caught.append(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _sampler_state(sampler: Any) -> Any:
@@ -166,8 +198,9 @@ def _same_run(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Settings that differ between a run directory and a request (steps may grow)."""
     keys = ("suite", "tasks", "seed", "sheet", "dynamics", "bimt")
     diff = [k for k in keys if json.dumps(old.get(k)) != json.dumps(new.get(k))]
-    ot = {k: v for k, v in old.get("training", {}).items() if k != "steps"}
-    nt = {k: v for k, v in new.get("training", {}).items() if k != "steps"}
+    free = {"steps", "checkpoint_every", "checkpoint_seconds"}  # bookkeeping, not the result
+    ot = {k: v for k, v in old.get("training", {}).items() if k not in free}
+    nt = {k: v for k, v in new.get("training", {}).items() if k not in free}
     if json.dumps(ot, sort_keys=True) != json.dumps(nt, sort_keys=True):
         diff.append("training")
     return diff
@@ -250,27 +283,46 @@ def train(run_dir: str | Path, preset: ModelPreset | str | Path, suite_name: str
     t0 = time.perf_counter()
     bar = _progress(progress, st.step, tc.steps, run_dir.name)
     metrics = open(rundir.RunDir(run_dir).metrics, "a", encoding="utf-8")
+    st.last_checkpoint = st.step
+    last_save = time.monotonic()
+
+    def checkpoint() -> None:
+        nonlocal last_save
+        metrics.flush()
+        _save_checkpoint(run_dir, st, graph.fingerprint())
+        save_run_circuit(run_dir, model.to_circuit(tasks, _circuit_meta(config, st.step, st.bimt)))
+        st.last_checkpoint, last_save = st.step, time.monotonic()
+
     try:
-        if st.step == 0 and st.metrics_bytes == 0:  # accuracy before training, for the curves
-            _append(metrics, st, {"kind": "eval", "step": 0,
-                                  **_evaluate(model, heldout, tasks, device)})
-        while st.step < end:
-            loss = _train_step(st, tc, device)
-            st.step += 1
-            bar.update(1)
-            if st.step % tc.log_every == 0 or st.step == end:
-                _append(metrics, st, {"kind": "train", "step": st.step, "loss": loss,
-                                      "wall_s": time.perf_counter() - t0})
-                bar.set_postfix(loss=f"{loss:.3f}")
-            if st.step % tc.eval_every == 0 or st.step == tc.steps:
-                ev = _evaluate(model, heldout, tasks, device)
-                _append(metrics, st, {"kind": "eval", "step": st.step, **ev})
-                bar.set_postfix(loss=f"{loss:.3f}", acc=f"{ev['mean'][tc.criterion_metric]:.2f}")
-            if st.step % tc.checkpoint_every == 0 or st.step == end:
-                metrics.flush()
-                _save_checkpoint(run_dir, st, graph.fingerprint())
-                save_run_circuit(run_dir, model.to_circuit(tasks, _circuit_meta(config, st.step,
-                                                                                 st.bimt)))
+        with _stop_signals() as stop:
+            if st.step == 0 and st.metrics_bytes == 0:  # accuracy before training, for the curves
+                log.info("evaluating the untrained network (step 0) on %d held-out trials per task",
+                         tc.eval_trials)
+                _append(metrics, st, {"kind": "eval", "step": 0,
+                                      **_evaluate(model, heldout, tasks, device)})
+            while st.step < end:
+                loss = _train_step(st, tc, device)
+                st.step += 1
+                bar.update(1)
+                if st.step % tc.log_every == 0 or st.step == end:
+                    _append(metrics, st, {"kind": "train", "step": st.step, "loss": loss,
+                                          "wall_s": time.perf_counter() - t0})
+                    bar.set_postfix(loss=f"{loss:.3f}")
+                if st.step % tc.eval_every == 0 or st.step == tc.steps:
+                    ev = _evaluate(model, heldout, tasks, device)
+                    _append(metrics, st, {"kind": "eval", "step": st.step, **ev})
+                    log.info("step %d/%d: held-out %s %.3f", st.step, tc.steps,
+                             tc.criterion_metric, ev["mean"][tc.criterion_metric])
+                    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{ev['mean'][tc.criterion_metric]:.2f}")
+                if (st.step % tc.checkpoint_every == 0 or st.step == end
+                        or time.monotonic() - last_save >= tc.checkpoint_seconds):
+                    checkpoint()
+                if stop:
+                    if st.last_checkpoint != st.step:
+                        checkpoint()
+                    name = "SIGTERM" if stop[0] == signal.SIGTERM else "SIGINT"
+                    raise TrainingInterrupted(f"{name} at step {st.step}: checkpoint written to "
+                                              f"{run_dir}; run the same command again to resume")
     finally:
         metrics.close()
         bar.close()
@@ -316,7 +368,7 @@ def _train_step(st: _State, tc: Any, device: str) -> float:
 
 
 def _last_ckpt_step(st: _State, tc: Any) -> int:
-    return (st.step // tc.checkpoint_every) * tc.checkpoint_every
+    return st.last_checkpoint
 
 
 def _heldout(tasks: tuple[str, ...], trials: int, seed: int) -> dict[str, Any]:
@@ -357,10 +409,9 @@ def _circuit_meta(config: dict[str, Any], step: int,
 
 
 def _progress(enabled: bool, start: int, total: int, name: str) -> Any:
-    from tqdm.auto import tqdm
+    from neurosheet.core.progress import bar
 
-    return tqdm(total=total, initial=start, desc=f"train {name}", disable=not enabled,
-                unit="step", dynamic_ncols=True, leave=False)
+    return bar(total, initial=start, desc=f"train {name}", unit="step", enabled=enabled)
 
 
 def _finish(run_dir: Path, model: RateRNN, heldout: dict[str, Any], tasks: tuple[str, ...],

@@ -155,7 +155,7 @@ def budget_markdown(r: dict[str, Any], chart: str | None = None) -> str:
 
 
 def comparison_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One summary row per target (the --all-targets table)."""
+    """One summary row per target (the comparison of several targets)."""
     rows = []
     for r in reports:
         cores, parts = r.get("cores") or {}, r.get("partitions") or {}

@@ -111,8 +111,6 @@ def network_from_spiking(spiking: Any, dt_s: float = FILE_DT_S) -> NirNetwork:
     """The NIR statement of a spiking circuit (see the module docstring for the mapping)."""
     if hasattr(spiking, "neuron"):
         return _from_cubalif(spiking, dt_s)
-    if hasattr(spiking, "g") and hasattr(spiking, "circuit"):
-        return _from_legacy(spiking, dt_s)
     raise NeurosheetError(f"cannot export a {type(spiking).__name__} as NIR")
 
 
@@ -154,39 +152,6 @@ def _from_cubalif(spiking: Any, dt_s: float) -> NirNetwork:
               "source_tau_mem_s": model.tau_mem_ms / 1e3, "source_r": model.r,
               "source_threshold": model.threshold,
               "circuit_fingerprint": spiking.fingerprint()},
-    )
-
-
-def _from_legacy(spiking: Any, dt_s: float) -> NirNetwork:
-    """The rate-coded IF conversion in NIR's terms (standard semantics: no floor, reset to 0).
-
-    Its soma ``v += g I`` per step delta becomes a CubaLIF with no leak to speak of
-    (tau_mem = 1e4 s) integrating ``I / dt_s`` per second; the synaptic factor beta per delta
-    becomes the continuous tau_syn = -delta / ln(beta) at the reader step. This file does *not*
-    reproduce neurosheet's floored, subtract-reset soma: that model is not expressible in NIR.
-    """
-    c = spiking.circuit
-    delta = spiking.sim_dt_ms / 1e3
-    beta, g = float(spiking.beta), float(spiking.g)
-    if beta <= 0.0:
-        raise NeurosheetError("a synaptic current without memory (beta = 0) has no NIR tau_syn")
-    tau_syn = -delta / math.log(beta)
-    a = 1.0 - math.exp(-dt_s / tau_syn)            # reader's dt/tau_syn
-    tau_syn_f = dt_s / a
-    post, pre = c.graph.edges()
-    per_spike = (1.0 - beta) * c.w_rec.astype(np.float64) / g   # jump of I per spike
-    scale = delta / (g * dt_s)                                   # file voltage / neurosheet's
-    return NirNetwork(
-        post=post, pre=pre, w_rec=(per_spike / a).astype(np.float32),
-        w_in=c.in_matrix().toarray().astype(np.float32), bias=c.b_rec.astype(np.float32),
-        w_out=(c.out_matrix().toarray() * delta / (g * dt_s)).astype(np.float32),
-        b_out=c.b_out.astype(np.float32), tau_syn_s=tau_syn_f, tau_mem_s=1e4,
-        v_threshold=scale, dt_s=dt_s, task_dt_s=spiking.task_dt_ms / 1e3,
-        edge_weight=spiking.spike_weights().astype(np.float32),
-        positions=c.graph.sheet.positions,
-        meta={"graph_fingerprint": c.graph.fingerprint(), "synapses": int(c.graph.synapses),
-              "tasks": ",".join(c.tasks), "source_model": "legacy IF conversion",
-              "source_sim_dt_s": delta, "g": g, "beta": beta},
     )
 
 
