@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--substeps", type=int, help="K of neurosheet's own simulation")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--nir", type=Path, help="keep the exported file here")
+    p.add_argument("--rescale-time", action="store_true",
+                   help="write the file with one neurosheet step per 0.1 ms file step")
     p.add_argument("--json", type=Path, help="write the numbers to this file")
     args = p.parse_args(argv)
 
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.TemporaryDirectory()
     path = args.nir or Path(tmp.name) / "circuit.nir"
     t0 = time.perf_counter()
-    write_nir(spiking, path)
+    write_nir(spiking, path, rescale_time=args.rescale_time)
     export_s = time.perf_counter() - t0
     net = read_nir(path).network
     fine = spiking.at_substeps(net.steps_per_task_step)
@@ -118,13 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "run_dir": str(args.run_dir), "tasks": list(tasks), "trials_per_task": args.trials,
         "seed": args.seed, "source": spiking.meta.get("source", "conversion"),
+        "time_scale": net.meta.get("time_scale", 1.0),
         "substeps": spiking.substeps, "file_substeps": fine.substeps, "neurons": int(net.n),
         "synapses": int(net.post.size), "file_dt_s": net.dt_s, "export_s": export_s,
         "file_bytes": Path(path).stat().st_size, "seconds": timing, "against": {}}
     head = (f"{'simulation':<20}{'step acc':>10}{'trial succ':>12}"
             f"{'same decisions as':>20}{'':>14}{'seconds':>9}")
     print(f"{args.run_dir} ({result['source']}): N = {net.n}, {net.post.size:,} synapses, K = "
-          f"{spiking.substeps}; file step {net.dt_s * 1e3:g} ms (K = {fine.substeps}); export "
+          f"{spiking.substeps}; file step {net.dt_s * 1e3:g} ms (K = {fine.substeps}, time "
+          f"scale {result['time_scale']:g}); export "
           f"{export_s:.2f} s; {len(tasks)} tasks x {args.trials} trials (seed {args.seed})")
     print(head)
     print(f"{'':<42}{'neurosheet':>20}{'@file-dt':>14}")

@@ -149,3 +149,16 @@ def test_streamed_file_is_what_nir_write_writes(spiking, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
+
+
+def test_a_time_rescaled_file_runs_neurosheets_own_step(spiking, tmp_path):
+    """rescale_time: one 2 ms neurosheet step (K = 10 at 20 ms) per 0.1 ms file step."""
+    back = read_nir(write_nir(spiking, tmp_path / "fast.nir", rescale_time=True))
+    net = back.network
+    assert back.meta["time_scale"] == pytest.approx(spiking.sim_dt_ms / 1e3 / FILE_DT_S)
+    assert net.steps_per_task_step == spiking.substeps
+    u = random_inputs(5, 4, 4, seed=1)
+    ours = create_backend("snntorch", device="cpu", dtype="float64").run(spiking, u)
+    logits, counts = simulate(net, u)
+    np.testing.assert_array_equal(counts, ours.counts)
+    np.testing.assert_allclose(logits, ours.logits, rtol=1e-6, atol=1e-6)

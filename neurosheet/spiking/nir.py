@@ -107,21 +107,29 @@ def _steps(task_dt_s: float, dt_s: float) -> int:
 
 
 # --------------------------------------------------------------------------- source models
-def network_from_spiking(spiking: Any, dt_s: float = FILE_DT_S) -> NirNetwork:
-    """The NIR statement of a spiking circuit (see the module docstring for the mapping)."""
+def network_from_spiking(spiking: Any, dt_s: float = FILE_DT_S, *,
+                         rescale_time: bool = False) -> NirNetwork:
+    """The NIR statement of a spiking circuit (see the module docstring for the mapping).
+
+    ``rescale_time``: state one simulation step of the circuit as one file step ``dt_s``, i.e.
+    compress time by ``sim_dt / dt_s`` (metadata ``time_scale``): every time constant and the
+    task step in the file are that much shorter than the model's. A reader at ``dt_s`` then runs
+    neurosheet's own map step for step; use it only for a circuit that depends on its step.
+    """
     if hasattr(spiking, "neuron"):
-        return _from_cubalif(spiking, dt_s)
+        return _from_cubalif(spiking, dt_s, rescale_time)
     raise NeurosheetError(f"cannot export a {type(spiking).__name__} as NIR")
 
 
-def _from_cubalif(spiking: Any, dt_s: float) -> NirNetwork:
+def _from_cubalif(spiking: Any, dt_s: float, rescale_time: bool = False) -> NirNetwork:
     """neurosheet's CubaLIF circuit (``neurosheet.spiking.model``) in NIR's terms.
 
     Its exact-exponential map at step delta (``I <- alpha I + W s + (1 - alpha) J``,
     ``v <- beta v + (1 - beta) r I``) is, at the file step, the forward-Euler map of a CubaLIF
     with tau_syn_f = dt/(1 - alpha_f), tau_mem_f = dt/(1 - beta_f) (alpha_f = exp(-dt/tau_syn)),
     spike weight W / (1 - alpha_f) and the voltage scaled by 1 / ((1 - beta_f) r). The two maps
-    are identical when neurosheet simulates at delta = dt_s.
+    are identical when neurosheet simulates at delta = dt_s (or, with ``rescale_time``, always:
+    then alpha_f = exp(-delta/tau_syn) and the file's clock runs delta/dt_s times faster).
     """
     model = spiking.neuron
     if model.reset != "zero":
@@ -130,8 +138,9 @@ def _from_cubalif(spiking: Any, dt_s: float) -> NirNetwork:
     if model.readout != "count":
         raise NeurosheetError(f"readout {model.readout!r} cannot be read back: snntorch imports "
                               "no NIR LI node (use readout 'count')")
-    alpha_f = math.exp(-dt_s / (model.tau_syn_ms / 1e3))
-    beta_f = math.exp(-dt_s / (model.tau_mem_ms / 1e3))
+    step = spiking.sim_dt_ms / 1e3 if rescale_time else dt_s  # model time per file step
+    alpha_f = math.exp(-step / (model.tau_syn_ms / 1e3))
+    beta_f = math.exp(-step / (model.tau_mem_ms / 1e3))
     graph = spiking.graph
     post, pre = graph.edges()
     w_rec = np.asarray(spiking.w_rec, np.float64)
@@ -139,24 +148,25 @@ def _from_cubalif(spiking: Any, dt_s: float) -> NirNetwork:
         post=post, pre=pre, w_rec=(w_rec / (1.0 - alpha_f)).astype(np.float32),
         w_in=spiking.in_matrix().toarray().astype(np.float32),
         bias=np.asarray(spiking.b, np.float32),
-        w_out=(spiking.out_matrix().toarray() / (dt_s * 1e3)).astype(np.float32),
+        w_out=(spiking.out_matrix().toarray() / (step * 1e3)).astype(np.float32),
         b_out=np.asarray(spiking.b_out, np.float32),
         tau_syn_s=dt_s / (1.0 - alpha_f), tau_mem_s=dt_s / (1.0 - beta_f),
         v_threshold=model.threshold / ((1.0 - beta_f) * model.r), dt_s=dt_s,
-        task_dt_s=spiking.task_dt_ms / 1e3, edge_weight=w_rec.astype(np.float32),
+        task_dt_s=spiking.task_dt_ms / 1e3 * dt_s / step, edge_weight=w_rec.astype(np.float32),
         positions=graph.sheet.positions,
         meta={"graph_fingerprint": graph.fingerprint(), "synapses": int(graph.synapses),
               "tasks": ",".join(spiking.tasks), "source_model": "neurosheet CubaLIF",
               "source_sim_dt_s": spiking.sim_dt_ms / 1e3,
               "source_tau_syn_s": model.tau_syn_ms / 1e3,
               "source_tau_mem_s": model.tau_mem_ms / 1e3, "source_r": model.r,
-              "source_threshold": model.threshold,
+              "source_threshold": model.threshold, "time_scale": step / dt_s,
               "circuit_fingerprint": spiking.fingerprint()},
     )
 
 
 # --------------------------------------------------------------------------- NIR graph
-def to_nir(spiking: Any, dt_s: float = FILE_DT_S, *, dense: bool = True) -> Any:
+def to_nir(spiking: Any, dt_s: float = FILE_DT_S, *, dense: bool = True,
+           rescale_time: bool = False) -> Any:
     """The spiking circuit (or a :class:`NirNetwork`) as an in-memory ``nir.NIRGraph``.
 
     ``dense=False`` gives ``w_rec`` a zero-stride placeholder of the right shape (4 bytes, for
@@ -164,7 +174,7 @@ def to_nir(spiking: Any, dt_s: float = FILE_DT_S, *, dense: bool = True) -> Any:
     """
     import nir
 
-    net = _network(spiking, dt_s)
+    net = _network(spiking, dt_s, rescale_time)
     n, n_in, n_out = net.n, net.w_in.shape[1], net.w_out.shape[0]
     ones = np.ones(n, dtype=np.float32)
     lif_meta: dict[str, Any] = {}
@@ -201,17 +211,20 @@ def to_nir(spiking: Any, dt_s: float = FILE_DT_S, *, dense: bool = True) -> Any:
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
-def _network(spiking: Any, dt_s: float) -> NirNetwork:
-    return spiking if isinstance(spiking, NirNetwork) else network_from_spiking(spiking, dt_s)
+def _network(spiking: Any, dt_s: float, rescale_time: bool = False) -> NirNetwork:
+    if isinstance(spiking, NirNetwork):
+        return spiking
+    return network_from_spiking(spiking, dt_s, rescale_time=rescale_time)
 
 
-def write_nir(spiking: Any, path: str | Path, dt_s: float = FILE_DT_S) -> Path:
+def write_nir(spiking: Any, path: str | Path, dt_s: float = FILE_DT_S, *,
+              rescale_time: bool = False) -> Path:
     """Write the NIR graph to ``path`` (HDF5, gzip, the layout ``nir.write`` produces) atomically.
 
     The dense ``w_rec`` is streamed to the file in row blocks built from the edge list, so
     exporting never holds the N x N matrix (``nir.write`` would hold it three times over).
     """
-    net = _network(spiking, dt_s)
+    net = _network(spiking, dt_s, rescale_time)
     graph = to_nir(net, dense=False)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
