@@ -258,18 +258,22 @@ def count_spikes(run: RunLike, backend: str = "snntorch", *, trials: int = 64,
 
 def export_nir(run: RunLike, path: str | Path, *, conversion: Any = None,
                seeds: SeedPlan = DEFAULT_SEEDS, calibration_trials: int = 64,
-               inputs: np.ndarray | None = None) -> dict[str, Any]:
-    """Write the run's spiking circuit as NIR, read it back to verify, and describe it."""
+               inputs: np.ndarray | None = None, rescale_time: bool = False) -> dict[str, Any]:
+    """Write the run's spiking circuit as NIR, read it back to verify, and describe it.
+
+    ``rescale_time``: one neurosheet step per 0.1 ms file step (see
+    :func:`neurosheet.spiking.nir.network_from_spiking`)."""
     from neurosheet.spiking.nir import read_nir, write_nir
 
     sc = convert(run, conversion, seeds=seeds, calibration_trials=calibration_trials,
                  inputs=inputs)
-    out = write_nir(sc, path)
+    out = write_nir(sc, path, rescale_time=rescale_time)
     back = read_nir(out)  # verify the file before reporting success
     return {"nir": str(out), "neurons": back.network.n, "synapses": back.synapses,
             "bytes": out.stat().st_size, "file_dt_ms": back.network.dt_s * 1e3,
             "substeps": sc.substeps, "sim_dt_ms": sc.sim_dt_ms,
             "source": sc.meta.get("source", "conversion"),
+            "time_scale": back.meta["time_scale"],
             "graph_fingerprint": back.meta["graph_fingerprint"]}
 
 

@@ -67,6 +67,17 @@ def test_export_writes_a_nir_file_with_the_graph(run_dir, capsys, tmp_path):
     assert info["synapses"] == graph.synapses == back.synapses
     np.testing.assert_array_equal(back.post, post)
     np.testing.assert_array_equal(back.pre, pre)
+    assert info["time_scale"] == 1.0 and info["file_dt_ms"] == 0.1
+
+
+def test_export_rescale_time_states_one_step_per_file_step(run_dir, capsys, tmp_path):
+    path = tmp_path / "fast.nir"
+    code = main(["export", str(run_dir), "--nir", str(path), "--inputs",
+                 str(run_dir / "inputs.npy"), "--substeps", "10", "--rescale-time", "--json"])
+    assert code == 0
+    info = _json(capsys)
+    assert info["time_scale"] == pytest.approx(info["sim_dt_ms"] / 0.1)
+    assert read_nir(path).network.steps_per_task_step == 10
 
 
 def _one_line_error(capsys, argv, match):
