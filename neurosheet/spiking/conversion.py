@@ -58,8 +58,8 @@ class ConversionConfig:
     weights and neuron model (``False``: always the plain conversion).
     """
 
-    substeps: int = 100
-    rate_hz: float = 200.0
+    substeps: int = 20
+    rate_hz: float = 400.0
     percentile: float = 99.9
     calibration: str = "global"
     neuron_floor: float = 0.1

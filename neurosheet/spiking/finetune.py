@@ -56,7 +56,7 @@ class FinetuneConfig:
     keeps the circuit from relying on the exact spike times of one step size.
     """
 
-    steps: int = 300
+    steps: int = 600
     batch: int = 32
     lr: float = 1e-2
     substeps: tuple[int, ...] = (20,)
@@ -66,10 +66,10 @@ class FinetuneConfig:
     schedule: str = "cosine"
     noise: float = 0.0
     grad_clip: float = 1.0
-    eval_every: int = 50
+    eval_every: int = 100
     eval_trials: int = 16
     eval_substeps: int | None = None
-    checkpoint_every: int = 50
+    checkpoint_every: int = 100
     seed: int = 0
     threads: int | None = 1
 
