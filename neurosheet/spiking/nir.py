@@ -9,7 +9,7 @@ nirtorch 2.6 needs when it reads a subgraph)::
 
 The recurrent layer is a subgraph, as snntorch's own export writes one: a flat ``lif <-> w_rec``
 cycle is rewritten by ``snntorch.import_from_nir`` into a subgraph that feeds the layer's
-input through ``w_rec`` (``/work/scratch/nir-constraints.md`` has the reader survey).
+input through ``w_rec`` (docs/spiking.md, "NIR export", has the reader survey).
 
 What a reader runs, per reader step ``dt`` (snntorch 1.0 and norse 1.1 both do exactly this)::
 
@@ -25,8 +25,9 @@ task input is held for its task step, and a task step's logits are the time aver
 output over that step. :func:`simulate` is a plain implementation of exactly that reading.
 
 NIR has no sparse weight node: ``w_rec`` is written dense, float32, once; the exact edge list
-(``post``, ``pre``, ``weight`` in neurosheet's units, CSR order, zero weights included) rides
-in its metadata, neuron positions in the ``lif`` node's, the graph fingerprint in the graph's.
+(``post``, ``pre``, ``weight`` as in the dense matrix, ``source_weight`` in neurosheet's units,
+CSR order, zero weights included) rides in its metadata, neuron positions in the ``lif``
+node's, the graph fingerprint in the graph's.
 :func:`read_nir` checks that the dense matrix holds nothing off that edge list.
 """
 
