@@ -9,7 +9,7 @@ import pytest
 
 from neurosheet.cli import main
 
-SHORT = ["--steps", "60", "--trials", "4", "--gate", "warn",
+SHORT = ["--steps", "60", "--trials", "16", "--gate", "warn",
          "--brian2-target", "numpy", "--finetune-steps", "2", "--no-progress"]
 
 
@@ -36,7 +36,7 @@ def test_pipeline_writes_one_folder_a_person_can_open(report):
     assert set(ev) == {"rate", "snntorch", "brian2"}
     assert "fidelity" in ev["snntorch"] and "per_task" in ev["brian2"]
     # every backend on the same trials, the same count, each with a 95% interval
-    assert ev["rate"]["trials"] == ev["snntorch"]["trials"] == ev["brian2"]["trials"] == 4
+    assert ev["rate"]["trials"] == ev["snntorch"]["trials"] == ev["brian2"]["trials"] == 16
     assert ev["rate"]["seed"] == ev["snntorch"]["seed"] == ev["brian2"]["seed"]
     for r in ev.values():
         lo, hi = r["ci"]["trial_success"]

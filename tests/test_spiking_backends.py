@@ -118,7 +118,7 @@ def test_cpp_standalone_matches_and_leaves_brian2_usable(sc64, brian_numpy, tmp_
     sc, u = sc64
     b2 = Brian2Backend(target="cpp_standalone", build_dir=tmp_path, batch_size=16).run(sc, u)
     assert b2.info["target"] == "cpp_standalone" and b2.build_s > 0
-    assert (tmp_path / "standalone").is_dir()
+    assert not list(tmp_path.glob("standalone-*"))  # the call's project folder is removed
     np.testing.assert_array_equal(b2.counts, brian_numpy.counts)
     again = Brian2Backend(target="numpy").run(sc, u[:, :3])  # runtime mode works afterwards
     np.testing.assert_array_equal(again.counts, brian_numpy.counts[:, :3])
@@ -199,3 +199,11 @@ def test_backends_agree_on_a_finetuned_circuit(tmp_path):
     assert a.total_spikes > 100
     np.testing.assert_array_equal(a.counts, b.counts)
     np.testing.assert_allclose(a.logits, b.logits, rtol=1e-9, atol=1e-9)
+
+
+def test_run_directories_share_one_compiled_code_cache(tmp_path, monkeypatch):
+    """Brian2's compiled code lives in the user cache, not in each run or report folder."""
+    monkeypatch.setenv("NEUROSHEET_CACHE", str(tmp_path / "cache"))
+    a = Brian2Backend.from_run(tmp_path / "run-a")
+    b = Brian2Backend.from_run(tmp_path / "run-b")
+    assert a.build_dir == b.build_dir == tmp_path / "cache" / "brian2"

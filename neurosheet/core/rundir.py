@@ -17,7 +17,7 @@ trimmed back to the last checkpoint on resume)::
     spiking/conversion.json   the same, readable (neuron model, constants, provenance)
     spiking/circuit.npz       the fine-tuned spiking circuit (``neurosheet finetune``)
     spiking/finetune/         fine-tuning's checkpoint, metrics and best circuit so far
-    spiking/brian2/           Brian2's build cache for this run
+    spiking/brian2/           (older runs) Brian2 build cache; now in the user cache
     spike_counts.npz   spikes per neuron per trial (the synaptic-op budget's activity)
     pruned/            BIMT runs: the pruned circuit, a run directory of its own
 """

@@ -204,7 +204,7 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
                 "delete it or use another directory")
         net.load_state_dict(payload["model"])
         opt.load_state_dict(payload["optimizer"])
-        sampler.rng.bit_generator.state = payload["sampler"]
+        sampler.set_state(payload["sampler"])
         step, metrics_bytes = int(payload["step"]), int(payload["metrics_bytes"])
         best_step, best, initial = payload["best_step"], payload["best"], payload["initial"]
         _trim(metrics_path, metrics_bytes)
@@ -278,7 +278,7 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
                     "seeds": [train_seed, validation_seed],
                     "config": _config_json(cfg),
                     "model": {k2: v.detach().cpu() for k2, v in net.state_dict().items()},
-                    "optimizer": opt.state_dict(), "sampler": sampler.rng.bit_generator.state,
+                    "optimizer": opt.state_dict(), "sampler": sampler.get_state(),
                     "metrics_bytes": metrics_bytes, "best_step": best_step, "best": best,
                     "initial": initial})
     finally:
