@@ -53,8 +53,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="skip the 0.1 ms and numpy x64 rows")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    ap.add_argument("--rho-max", type=float, default=0.2,
-                    help="spikes per ms at the 99.9th-percentile rate (sets the firing rate)")
+    ap.add_argument("--rate-hz", type=float, default=200.0,
+                    help="firing rate at the 99.9th-percentile rate (sets the firing rate)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -73,20 +73,20 @@ def main() -> int:
     scales: list[str] = []
     for dt in dts:
         k = round(TASK_DT_MS / dt)
-        rho = args.rho_max * dt  # same firing rate in Hz at every dt
-        cfg = ConversionConfig(substeps=k, rho_max=rho, gate="off", dtype="float32")
+        cfg = ConversionConfig(substeps=k, rate_hz=args.rate_hz, tau_mem_ms=50.0, gate="off",
+                               dtype="float32")
         sc = convert(circuit, u64[:, :16], cfg)
         sc64 = convert(circuit, u64[:, :16], ConversionConfig(
-            substeps=k, rho_max=rho, gate="off", dtype="float64"))
+            substeps=k, rate_hz=args.rate_hz, tau_mem_ms=50.0, gate="off", dtype="float64"))
         batches = [1, 64] if dt == 1.0 else [1]
         for b in batches:
-            res = SnntorchBackend(device="cpu").run(sc, u64[:, :b])
+            res = SnntorchBackend(device="cpu", dtype="float32").run(sc, u64[:, :b])
             rows.append(_row("snntorch cpu float32", res, fan_out))
         if torch.cuda.is_available():
             for b in batches:
-                res = SnntorchBackend(device="cuda").run(sc, u64[:, :b])
+                res = SnntorchBackend(device="cuda", dtype="float32").run(sc, u64[:, :b])
                 rows.append(_row("snntorch cuda float32", res, fan_out))
-        ref = SnntorchBackend(device="cpu").run(sc64, u64[:, :1])
+        ref = SnntorchBackend(device="cpu", dtype="float64").run(sc64, u64[:, :1])
         targets = ["numpy", "cython", "cpp_standalone"]
         for target in targets:
             with tempfile.TemporaryDirectory(prefix="bench-brian2-") as tmp:
@@ -104,7 +104,8 @@ def main() -> int:
                     if b == 1:
                         same = np.array_equal(warm.counts, ref.counts)
                         agreement.append((dt, target, same, first_total))
-        scales.append(f"dt {dt:g} ms: K = {k}, g = {sc.g:.4g}, beta = {sc.beta:.5f}")
+        c = sc.constants()
+        scales.append(f"dt {dt:g} ms: K = {k}, alpha = {c.alpha:.5f}, beta = {c.beta:.5f}")
     print("; ".join(scales))
     _print(rows)
     print("\nbuild s = cold (empty cache dir) / warm (same dir again); run s excludes the build.")

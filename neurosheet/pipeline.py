@@ -1,7 +1,8 @@
 """The one-command pipeline: an ordered list of stage calls into one folder a person can open.
 
-    train -> plot the sheet -> evaluate (every registered backend, same trials) -> rasters
-          -> spike counts -> hardware budgets -> index
+    train -> plot the sheet -> convert (and fine-tune when the spiking circuit falls short)
+          -> evaluate (every registered backend, same trials) -> rasters -> spike counts
+          -> hardware budgets -> index
 
 Each step is a call into :mod:`neurosheet.stages`; this module only orders them, times them,
 records a stage's refusal (e.g. the conversion gate) as a result rather than a crash, and writes::
@@ -50,6 +51,9 @@ class PipelineConfig:
     spike_backend: str = "snntorch"  # which simulator counts spikes for the budget
     targets: tuple[str, ...] = ()  # () = every profile in deploy/
     gate: str = "error"  # what a failed "rate model works at K sub-steps" check does
+    finetune: bool = True  # fine-tune the spiking circuit when its fidelity falls short
+    finetune_below: float = 0.95  # ... validation trial success < this x the rate model's
+    finetune_steps: int | None = None  # None: FinetuneConfig's default
     progress: bool = True
 
     def conversion(self) -> Any:
@@ -129,6 +133,9 @@ def _run(out: Path, cfg: PipelineConfig, say: Callable[[str], None]) -> Pipeline
 
         save_figure(sheet_figure(stages.load_circuit(run).graph), out / "sheet.png")
 
+    def finetune() -> None:
+        summary.finetune = _finetune(run, cfg, seeds, conversion, say)
+
     def evaluate() -> None:
         results = stages.evaluate_backends(run, cfg.backends, trials=cfg.trials, seeds=seeds,
                                            conversion=conversion, options=cfg.backend_options)
@@ -138,10 +145,12 @@ def _run(out: Path, cfg: PipelineConfig, say: Callable[[str], None]) -> Pipeline
             if "refused" in r:
                 say(f"      {name:<8} refused: {r['refused']}")
                 continue
-            if name != "rate" and rate["mean"]["trial_success"]:
-                r["fidelity"] = r["mean"]["trial_success"] / rate["mean"]["trial_success"]
-            say(f"      {name:<8} trial success {r['mean']['trial_success']:.3f}, step accuracy "
-                f"{r['mean']['step_accuracy']:.3f} ({cfg.trials} trials/task)")
+            if name != "rate" and "mean" in rate:
+                _fidelity(r, rate)
+            lo, hi = r["ci"]["trial_success"]
+            say(f"      {name:<8} trial success {r['mean']['trial_success']:.3f} [{lo:.3f}, "
+                f"{hi:.3f}], step accuracy {r['mean']['step_accuracy']:.3f}, Yang 36 deg "
+                f"{r['mean']['yang_success']:.3f} ({cfg.trials} trials/task)")
 
     def rasters() -> None:
         for name in spiking:
@@ -170,6 +179,8 @@ def _run(out: Path, cfg: PipelineConfig, say: Callable[[str], None]) -> Pipeline
 
     step("train the rate network", train)
     step("plot the sheet", sheet)
+    if spiking:
+        step("convert (and fine-tune) the spiking circuit", finetune, optional=True)
     step("evaluate " + ", ".join(cfg.backends) + " on the same trials", evaluate)
     if spiking:
         step("spike rasters", rasters, optional=True)
@@ -196,3 +207,58 @@ def _run(out: Path, cfg: PipelineConfig, say: Callable[[str], None]) -> Pipeline
     write_json(out / "index.json", data)
     write_text(out / "index.md", index_markdown(data))
     return summary
+
+
+def _fidelity(r: dict[str, Any], rate: dict[str, Any]) -> None:
+    """Spiking / rate mean trial success and the worst task's ratio (None without a rate
+    reference)."""
+    mr = rate["mean"]["trial_success"]
+    r["fidelity"] = r["mean"]["trial_success"] / mr if mr else None
+    ratios = [v["trial_success"] / rate["per_task"][k]["trial_success"]
+              for k, v in r["per_task"].items() if rate["per_task"][k]["trial_success"]]
+    r["worst_task_ratio"] = min(ratios) if ratios else None
+
+
+def _finetune(run: RunDir, cfg: PipelineConfig, seeds: SeedPlan, conversion: Any,
+              say: Callable[[str], None]) -> dict[str, Any]:
+    """Convert; fine-tune when the converted circuit's validation trial success is below
+    ``finetune_below`` x the rate network's on the same validation trials (the run's
+    'finetune_validation' stream)."""
+    from dataclasses import replace
+
+    from neurosheet.rate.evaluation import heldout_batches, rate_backend, score_batches
+    from neurosheet.spiking.finetune import FinetuneConfig, validate
+    from neurosheet.spiking.persist import load_tuned
+
+    ft = FinetuneConfig(seed=cfg.seed)
+    if cfg.finetune_steps is not None:
+        ft = replace(ft, steps=cfg.finetune_steps)
+    circuit = stages.load_circuit(run)
+    existing = load_tuned(run.path, circuit, conversion)
+    if existing is not None and existing.meta.get("finetune", {}).get("steps_done") == ft.steps:
+        meta = existing.meta["finetune"]
+        say(f"      reusing the run's fine-tuned circuit ({meta['steps_done']} steps)")
+        return {"status": "reused", "steps": meta["steps_done"],
+                "tuned_trial_success": meta.get("best_trial_success"),
+                "validation_trials_per_task": meta.get("validation_trials")}
+    sc = stages.convert(run, conversion, seeds=seeds, circuit=circuit)
+    val = heldout_batches(circuit.tasks, ft.eval_trials, seeds.finetune_validation,
+                          rule_inputs=circuit.tasks)
+    rate = score_batches(rate_backend(circuit), val, tuple(val))["mean"]["trial_success"]
+    spk = validate(sc, val)["mean"]["trial_success"]
+    ratio = spk / rate if rate > 0 else None  # None: the rate network fails validation too
+    info: dict[str, Any] = {"validation_trials_per_task": ft.eval_trials,
+                            "rate_trial_success": rate, "converted_trial_success": spk,
+                            "converted_ratio": ratio, "threshold": cfg.finetune_below}
+    say(f"      converted: validation trial success {spk:.3f} vs rate {rate:.3f} "
+        f"(fine-tune below {cfg.finetune_below} x rate)")
+    if not cfg.finetune or (ratio is not None and ratio >= cfg.finetune_below):
+        info["status"] = "not needed" if cfg.finetune else "off"
+        return info
+    res = stages.finetune(run, ft, conversion, seeds=seeds)
+    info.update(status="fine-tuned", steps=res["steps"], best_step=res["best_step"],
+                tuned_trial_success=res["best"]["trial_success"], seconds=res["seconds"],
+                train_substeps=res["train_substeps"], substeps=res["substeps"])
+    say(f"      fine-tuned {res['steps']} steps in {res['seconds']:.0f} s: validation trial "
+        f"success {spk:.3f} -> {res['best']['trial_success']:.3f}")
+    return info

@@ -12,6 +12,7 @@ A stage takes a run directory (or its circuit) and typed options and returns a t
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from neurosheet.core.rundir import RunDir
 from neurosheet.core.seeds import SeedPlan
 
 RunLike = str | Path | RunDir
+log = logging.getLogger(__name__)
 DEFAULT_SEEDS = SeedPlan()  # frozen: safe as a default
 
 
@@ -147,6 +149,30 @@ def convert(run: RunLike, conversion: Any = None, *, seeds: SeedPlan = DEFAULT_S
                            calibration_trials, seeds.model, inputs=inputs)
 
 
+def finetune(run: RunLike, config: Any = None, conversion: Any = None, *,
+             seeds: SeedPlan = DEFAULT_SEEDS, calibration_trials: int = 64,
+             out: str | Path | None = None, resume: bool = True, progress: bool = False,
+             stop_after: int | None = None) -> dict[str, Any]:
+    """Fine-tune the run's converted spiking circuit with surrogate gradients (the run's
+    'finetune' and 'finetune_validation' seed streams); the best circuit on validation trials
+    becomes the run's ``spiking/circuit.npz``, which every spiking stage then uses."""
+    from neurosheet.spiking.conversion import ConversionConfig
+    from neurosheet.spiking.finetune import FinetuneConfig, finetune_run
+
+    run = RunDir(run).require()
+    cfg = config or FinetuneConfig()
+    log_fn = log.info if progress else None
+    result = finetune_run(run.path, cfg, conversion or ConversionConfig(), out_dir=out,
+                          calibration_trials=calibration_trials, seeds=seeds, resume=resume,
+                          stop_after=stop_after, log=log_fn)
+    return {"run_dir": str(run), "steps": result.steps, "resumed_from": result.resumed_from,
+            "best_step": result.best_step, "initial": result.initial["mean"],
+            "best": result.best["mean"], "validation_trials_per_task": cfg.eval_trials,
+            "train_substeps": list(cfg.substeps), "substeps": result.circuit.substeps,
+            "seconds": result.seconds, "complete": result.steps >= cfg.steps,
+            "circuit": str(run.spiking_circuit)}
+
+
 def simulate(run: RunLike, backend: str = "snntorch", *, task: str | None = None,
              inputs: np.ndarray | None = None, trials: int = 16, trial_seed: int = 0,
              conversion: Any = None, seeds: SeedPlan = DEFAULT_SEEDS, calibration_trials: int = 64,
@@ -250,19 +276,25 @@ def count_spikes(run: RunLike, backend: str = "snntorch", *, trials: int = 64,
 
 def export_nir(run: RunLike, path: str | Path, *, conversion: Any = None,
                seeds: SeedPlan = DEFAULT_SEEDS, calibration_trials: int = 64,
-               inputs: np.ndarray | None = None) -> dict[str, Any]:
-    """Write the run's spiking circuit as NIR, read it back to verify, and describe it."""
+               inputs: np.ndarray | None = None, rescale_time: bool = False) -> dict[str, Any]:
+    """Write the run's spiking circuit as NIR, read it back to verify, and describe it.
+
+    ``rescale_time``: one neurosheet step per 0.1 ms file step (see
+    :func:`neurosheet.spiking.nir.network_from_spiking`)."""
     from neurosheet.core.paths import check_writable_file
     from neurosheet.spiking.nir import read_nir, write_nir
 
     check_writable_file(path, "nir", "NIR file")  # before the conversion, not after
     sc = convert(run, conversion, seeds=seeds, calibration_trials=calibration_trials,
                  inputs=inputs)
-    out = write_nir(sc, path)
+    out = write_nir(sc, path, rescale_time=rescale_time)
     back = read_nir(out)  # verify the file before reporting success
-    return {"nir": str(out), "neurons": sc.n, "synapses": back.synapses,
-            "bytes": out.stat().st_size, "g": sc.g, "substeps": sc.substeps,
-            "sim_dt_ms": sc.sim_dt_ms}
+    return {"nir": str(out), "neurons": back.network.n, "synapses": back.synapses,
+            "bytes": out.stat().st_size, "file_dt_ms": back.network.dt_s * 1e3,
+            "substeps": sc.substeps, "sim_dt_ms": sc.sim_dt_ms,
+            "source": sc.meta.get("source", "conversion"),
+            "time_scale": back.meta["time_scale"],
+            "graph_fingerprint": back.meta["graph_fingerprint"]}
 
 
 # --------------------------------------------------------------------- hardware

@@ -18,7 +18,8 @@ from neurosheet.spiking.registry import REGISTRY, backend_names, create_backend,
 
 # options that make each backend fast and exact enough for a unit test
 FAST = {"brian2": {"target": "numpy"}, "snntorch": {"device": "cpu"}, "rate": {"device": "cpu"}}
-CONVERSION = ConversionConfig(substeps=50, rho_max=0.5, dtype="float64", gate="off")
+CONVERSION = ConversionConfig(substeps=50, rate_hz=1000.0, tau_mem_ms=50.0, dtype="float64",
+                              gate="off")
 
 
 @pytest.fixture(scope="module")

@@ -150,10 +150,8 @@ def _tiny_ei(**sheet: object) -> ModelPreset:
 def test_trained_ei_circuit_keeps_every_sign_in_every_file(tmp_path, monkeypatch):
     import neurosheet.rate.training as training
     from neurosheet.rate.training import load_checkpoint, train
-    from neurosheet.spiking.backends.brian2 import Brian2Backend
-    from neurosheet.spiking.backends.snntorch import SnntorchBackend
     from neurosheet.spiking.conversion import ConversionConfig, convert
-    from neurosheet.spiking.nir import read_nir, write_nir
+    from neurosheet.spiking.nir import write_nir
     from neurosheet.spiking.persist import calibration_batch
 
     checked = []
@@ -193,60 +191,80 @@ def test_trained_ei_circuit_keeps_every_sign_in_every_file(tmp_path, monkeypatch
 
     batch = calibration_batch(c, 8, 0)
     spiking = convert(c, batch.inputs, ConversionConfig(substeps=8, gate="off"))
-    assert spiking.summary()["dale"]["recurrent_violations"] == 0
     post, pre = g.edges()
-    # snntorch: the recurrent matrix it multiplies with
-    w_sn = SnntorchBackend(device="cpu").recurrent_matrix(spiking, torch.float64).to_dense()
-    w_sn = w_sn.numpy()[post, pre]
-    assert sign_violations(g.types, pre, w_sn) == 0
-    assert np.array_equal(np.sign(w_sn), np.sign(c.w_rec))
+    _, rpre = g.readout.edges()
+    assert sign_violations(g.types, pre, spiking.w_rec) == 0
+    assert sign_violations(g.types, rpre, spiking.w_out) == 0
+    # spike-aware fine-tuning keeps every sign, step after step
+    from neurosheet.spiking.finetune import FinetuneConfig, finetune
+
+    tuned = finetune(spiking, tmp_path / "ft", FinetuneConfig(steps=6, batch=4, eval_every=3,
+                                                              eval_trials=2, substeps=(8,))).circuit
+    assert sign_violations(g.types, pre, tuned.w_rec) == 0
+    assert sign_violations(g.types, rpre, tuned.w_out) == 0
+    # snntorch: the weights of the module it simulates
+    net = tuned.to_snntorch(trainable=False)
+    assert sign_violations(g.types, pre, net.w_rec.detach().numpy()) == 0
     # Brian2: the weights held by its Synapses object
     from brian2 import BrianLogger
 
+    from neurosheet.spiking.backends.brian2 import brian2_network
+
     BrianLogger.suppress_name("unused_brian_object")  # we read the weights without running
-    objs = Brian2Backend.network(spiking, spiking.drive(batch.inputs[:, :1]), 1)
-    syn = objs["net"]["sheet_syn"]
-    w_b2 = np.asarray(syn.w[:], dtype=np.float64)
-    pre_b2 = np.asarray(syn.i[:], dtype=np.int64)
+    objs = brian2_network(tuned, batch.inputs[:, :1])
+    w_b2 = np.asarray(objs["synapses"].w[:], dtype=np.float64)
+    pre_b2 = np.asarray(objs["synapses"].i[:], dtype=np.int64)
     assert sign_violations(g.types, pre_b2, w_b2) == 0
-    assert np.array_equal(np.sign(w_b2), np.sign(spiking.spike_weights()))
-    # NIR: the dense matrix, the edge list and the readout, read back from the file
-    back = read_nir(write_nir(spiking, tmp_path / "ei.nir"))
-    np.testing.assert_array_equal(back.types, g.types)
-    assert sign_violations(back.types, back.pre, back.weight) == 0
-    rpost, rpre = g.readout.edges()
-    assert sign_violations(back.types, rpre, back.w_out[rpost, rpre]) == 0
-
-
-def test_wrong_sign_in_spiking_or_nir_is_refused(tmp_path):
+    # NIR: the dense recurrent matrix read back from the file, column = presynaptic neuron
     import h5py
 
-    from neurosheet.spiking.conversion import ConversionConfig, SpikingCircuit, convert
+    path = write_nir(tuned, tmp_path / "ei.nir")
+    with h5py.File(path, "r") as fh:
+        names = [k for k in fh["node/nodes"] if "w_rec" in k or "rnn" in k]
+        w = _find_dense(fh["node/nodes"], g.n)
+    assert names and w is not None
+    assert sign_violations(g.types, pre, w[post, pre]) == 0
+
+
+def _find_dense(group, n):
+    """The N x N weight dataset anywhere under an HDF5 group (NIR nests the recurrent subgraph)."""
+    import h5py
+
+    for key in group:
+        item = group[key]
+        if isinstance(item, h5py.Dataset) and item.shape == (n, n):
+            return item[...]
+        if isinstance(item, h5py.Group):
+            found = _find_dense(item, n)
+            if found is not None:
+                return found
+    return None
+
+
+def test_wrong_sign_in_spiking_is_refused():
+    from dataclasses import replace
+
+    from neurosheet.spiking.conversion import ConversionConfig, convert
     from neurosheet.spiking.demo import random_inputs
-    from neurosheet.spiking.nir import read_nir, write_nir
+    from neurosheet.spiking.nir import write_nir
     from neurosheet.spiking.signs import check_dale
 
     g = _ei_graph(64, density=0.15)
-    c = RateRNN(g, gain=0.8, seed=0, params=None).to_circuit()
+    from neurosheet.graph.circuit import RateParams
+
+    params = RateParams("relu", tau_ms=100.0, dt_ms=20.0, substeps=4)
+    c = RateRNN(g, params, gain=0.8, seed=0).to_circuit()
     c = c.with_weights(w_in=np.abs(c.w_in), b_rec=np.full(64, 0.1, np.float32))
     sp = convert(c, random_inputs(6, 8, 5, seed=1), ConversionConfig(substeps=8, gate="off"))
-    flip = np.array(c.w_rec)
-    flip[0] = -flip[0] if flip[0] != 0 else -np.sign(g.types[g.edges()[1][0]])
-    bad = SpikingCircuit(c.with_weights(w_rec=flip), sp.config, sp.g, sp.beta, sp.rate_percentile)
+    check_dale(sp)  # a converted E/I circuit passes
+    flip = np.array(sp.w_rec)
+    _, pre = g.edges()
+    flip[0] = -np.sign(g.types[pre[0]]) * (abs(flip[0]) + 1.0)
+    bad = replace(sp, w_rec=flip)
     with pytest.raises(NeurosheetError, match="Dale"):
         check_dale(bad)
-    neg = SpikingCircuit(c, sp.config, -sp.g, sp.beta, sp.rate_percentile)
-    with pytest.raises(NeurosheetError, match="scale"):
-        check_dale(neg)
-    path = write_nir(sp, tmp_path / "ei.nir")
-    with h5py.File(path, "r+") as f:  # flip one inhibitory column's weight in the dense matrix
-        w = f["node/nodes/w_rec/weight"][...]
-        post, pre = g.edges()
-        k = int(np.flatnonzero(g.types[pre] < 0)[0])
-        w[post[k], pre[k]] = abs(w[post[k], pre[k]]) + 1.0
-        f["node/nodes/w_rec/weight"][...] = w
-    with pytest.raises(NeurosheetError):
-        read_nir(path)
+    with pytest.raises(NeurosheetError, match="Dale"):
+        write_nir(bad, "/nonexistent/never-written.nir")
 
 
 def test_bimt_swaps_and_pruning_keep_types_and_signs(tmp_path):

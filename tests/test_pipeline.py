@@ -10,7 +10,7 @@ import pytest
 from neurosheet.cli import main
 
 SHORT = ["--steps", "60", "--trials", "16", "--gate", "warn",
-         "--brian2-target", "numpy", "--no-progress"]
+         "--brian2-target", "numpy", "--finetune-steps", "2", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,19 @@ def test_pipeline_writes_one_folder_a_person_can_open(report):
     assert all(s["status"] == "ok" for s in summary["stages"])
     ev = summary["evaluation"]
     assert set(ev) == {"rate", "snntorch", "brian2"}
-    assert 0.0 <= ev["snntorch"]["fidelity"] and "per_task" in ev["brian2"]
+    assert "fidelity" in ev["snntorch"] and "per_task" in ev["brian2"]
+    # every backend on the same trials, the same count, each with a 95% interval
+    assert ev["rate"]["trials"] == ev["snntorch"]["trials"] == ev["brian2"]["trials"] == 16
+    assert ev["rate"]["seed"] == ev["snntorch"]["seed"] == ev["brian2"]["seed"]
+    for r in ev.values():
+        lo, hi = r["ci"]["trial_success"]
+        assert 0.0 <= lo <= r["mean"]["trial_success"] <= hi <= 1.0
+    # a 60-step network converts far below its rate network: the pipeline fine-tuned it, and
+    # every spiking stage used the fine-tuned circuit
+    ft = summary["finetune"]
+    assert ft["status"] == "fine-tuned" and ft["steps"] == 2
+    assert (report / "run" / "spiking" / "circuit.npz").is_file()
+    assert "trial success" in index and "Wilson" in index
 
 
 def test_sheet_tiling_crosses_fewer_edges_than_random(report):

@@ -11,13 +11,17 @@ from neurosheet.spiking.backends.brian2 import Brian2Backend, codegen_prefs
 from neurosheet.spiking.backends.snntorch import SnntorchBackend
 from neurosheet.spiking.conversion import ConversionConfig, convert, decisions
 from neurosheet.spiking.demo import random_circuit, random_inputs
+from neurosheet.spiking.network import SpikingSheet
 from neurosheet.spiking.registry import create_backend
 
+BUSY = {"rate_hz": 1000.0, "tau_mem_ms": 50.0}  # enough spikes to compare on a small circuit
 
-def _convert(dtype: str, substeps: int = 20, seed: int = 1):
+
+def _convert(dtype: str, substeps: int = 20, seed: int = 1, **knobs):
     circuit = random_circuit(64, density=0.1, seed=seed)
     u = random_inputs(8, 24, 4, seed=seed + 1)
-    return convert(circuit, u, ConversionConfig(substeps=substeps, dtype=dtype)), u
+    cfg = ConversionConfig(substeps=substeps, dtype=dtype, **{**BUSY, **knobs})
+    return convert(circuit, u, cfg), u
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +41,12 @@ def _corr(a, b):
 
 def test_snntorch_synapses_are_exactly_the_graph_edges(sc64):
     sc, _ = sc64
-    w = SnntorchBackend(device="cpu").recurrent_matrix(sc, torch.float64)
-    adj = sc.graph.adjacency
-    np.testing.assert_array_equal(w.crow_indices().numpy(), adj.indptr)
-    np.testing.assert_array_equal(w.col_indices().numpy(), adj.indices)
-    np.testing.assert_array_equal(w.values().numpy(), sc.spike_weights())
-    assert w.values().numel() == sc.graph.synapses
+    net = SnntorchBackend(device="cpu", dtype="float64").module(sc)
+    post, pre = sc.edges()
+    np.testing.assert_array_equal(net.structure.post.numpy(), post)
+    np.testing.assert_array_equal(net.structure.pre.numpy(), pre)
+    np.testing.assert_array_equal(net.w_rec.numpy(), sc.w_rec.astype(np.float64))
+    assert net.w_rec.numel() == sc.graph.synapses
 
 
 def test_brian2_synapses_are_exactly_the_graph_edges(sc64):
@@ -58,7 +62,7 @@ def test_brian2_synapses_are_exactly_the_graph_edges(sc64):
         part = slice(b * e, (b + 1) * e)
         assert set(zip((i[part] - b * n).tolist(), (j[part] - b * n).tolist(), strict=True)) == \
             set(zip(pre.tolist(), post.tolist(), strict=True))
-        np.testing.assert_allclose(w[part], sc.spike_weights())
+        np.testing.assert_allclose(w[part], sc.constants().gain * sc.w_rec.astype(np.float64))
 
 
 def test_float64_backends_agree_spike_for_spike(sc64, brian_numpy):
@@ -95,8 +99,8 @@ def test_batching_does_not_change_the_result(sc64, brian_numpy):
     whole = SnntorchBackend(device="cpu", batch_size=256).run(sc, u)
     parts = SnntorchBackend(device="cpu", batch_size=5).run(sc, u)
     np.testing.assert_array_equal(whole.counts, parts.counts)
-    dense = SnntorchBackend(device="cpu", matmul="dense").run(sc, u)
-    assert _corr(whole, dense) > 0.99
+    csr = SnntorchBackend(device="cpu", matmul="csr").run(sc, u)
+    assert _corr(whole, csr) > 0.99
     chunked = Brian2Backend(target="numpy", batch_size=7).run(sc, u)  # last chunk is padded
     np.testing.assert_array_equal(chunked.counts, brian_numpy.counts)
 
@@ -136,6 +140,65 @@ def test_bad_backend_options_are_one_line_errors():
         Brian2Backend(target="gpu")
     with pytest.raises(NeurosheetError, match="matmul"):
         SnntorchBackend(matmul="coo")
+
+
+def test_the_module_step_is_snntorchs_synaptic_neuron(sc64):
+    """SpikingSheet's written-out step equals snn.Synaptic(alpha, beta, threshold, reset)."""
+    sc, u = sc64
+    for reset in ("zero", "subtract"):
+        circ = sc if reset == "zero" else _convert("float64", reset="subtract")[0]
+        net = SpikingSheet(circ, dtype=torch.float64, trainable=False, kernel="dense")
+        soma = net.soma()
+        c = circ.constants()
+        drive = torch.as_tensor(circ.drive(u[:, :3]))
+        w = torch.zeros(circ.n, circ.n, dtype=torch.float64)
+        post, pre = circ.edges()
+        w[post, pre] = torch.as_tensor(c.gain * circ.w_rec.astype(np.float64))
+        syn = mem = spk = torch.zeros(3, circ.n, dtype=torch.float64)
+        raster = []
+        with torch.no_grad():
+            for t in range(drive.shape[0]):
+                for _ in range(circ.substeps):
+                    x = spk @ w.T + (c.gain * (1 - c.alpha)) * drive[t]
+                    spk, syn, mem = soma(x, syn, mem)
+                    spk = spk.to(torch.float64)
+                    raster.append(spk.clone())
+            out = net(u[:, :3], current=circ.drive(u[:, :3]), record=3)
+        ours = out.raster.to(torch.float64)
+        assert ours.sum() > 100
+        theirs = torch.stack(raster)
+        assert (ours != theirs).sum() <= 1e-3 * ours.sum()
+
+
+def test_backends_agree_on_a_finetuned_circuit(tmp_path):
+    """After a few surrogate-gradient steps (weights off the converted values) snntorch and
+    Brian2 still produce the same spikes in float64."""
+    from neurosheet.graph.circuit import save_run_circuit
+    from neurosheet.spiking.finetune import FinetuneConfig, finetune
+    from neurosheet.tasks import N_OBS, N_OUT
+
+    circuit = random_circuit(36, density=0.2, n_inputs=N_OBS + 1, n_outputs=N_OUT, seed=3)
+    circuit = type(circuit)(circuit.graph, circuit.w_rec, circuit.w_in, circuit.b_rec,
+                            circuit.w_out, circuit.b_out, circuit.params, ("go",))
+    save_run_circuit(tmp_path, circuit)
+    from neurosheet.spiking.persist import calibration_batch
+
+    cal = calibration_batch(circuit, 8, 0)
+    sc = convert(circuit, cal.inputs, ConversionConfig(substeps=10, gate="off", **BUSY))
+    res = finetune(sc, tmp_path / "ft", FinetuneConfig(steps=3, batch=4, eval_every=3,
+                                                       eval_trials=2, substeps=(5,)))
+    tuned = SpikingSheet(sc, trainable=True)
+    assert res.steps == 3
+    last = torch.load(tmp_path / "ft" / "checkpoint.pt", weights_only=False)["model"]
+    tuned.load_state_dict(last)
+    tc = tuned.to_circuit(sc.meta)
+    assert not np.array_equal(tc.w_rec, sc.w_rec)  # the weights did move
+    u = calibration_batch(circuit, 6, 5).inputs
+    a = SnntorchBackend(device="cpu", dtype="float64").run(tc, u)
+    b = Brian2Backend(target="numpy").run(tc, u)
+    assert a.total_spikes > 100
+    np.testing.assert_array_equal(a.counts, b.counts)
+    np.testing.assert_allclose(a.logits, b.logits, rtol=1e-9, atol=1e-9)
 
 
 def test_run_directories_share_one_compiled_code_cache(tmp_path, monkeypatch):

@@ -39,9 +39,10 @@ def test_simulate_prints_numbers_and_draws_a_raster(run_dir, backend, capsys, tm
     assert s["backend"] == backend and s["trials"] == 4 and s["spikes"] > 0
     assert s["synaptic_events"] > s["spikes"]
     assert 0.0 <= s["decision_agreement_with_rate"] <= 1.0
-    assert s["conversion"]["config"]["substeps"] == 10
+    assert s["conversion"]["substeps"] == 10
+    assert s["conversion"]["neuron"]["reset"] == "zero"
     assert png.stat().st_size > 1000
-    assert (run_dir / "spiking" / "conversion.json").is_file()
+    assert RunDir(run_dir).conversion.is_file() and RunDir(run_dir).conversion_json.is_file()
 
 
 def test_simulate_text_output(run_dir, capsys):
@@ -66,6 +67,17 @@ def test_export_writes_a_nir_file_with_the_graph(run_dir, capsys, tmp_path):
     assert info["synapses"] == graph.synapses == back.synapses
     np.testing.assert_array_equal(back.post, post)
     np.testing.assert_array_equal(back.pre, pre)
+    assert info["time_scale"] == 1.0 and info["file_dt_ms"] == 0.1
+
+
+def test_export_rescale_time_states_one_step_per_file_step(run_dir, capsys, tmp_path):
+    path = tmp_path / "fast.nir"
+    code = main(["export", str(run_dir), "--nir", str(path), "--inputs",
+                 str(run_dir / "inputs.npy"), "--substeps", "10", "--rescale-time", "--json"])
+    assert code == 0
+    info = _json(capsys)
+    assert info["time_scale"] == pytest.approx(info["sim_dt_ms"] / 0.1)
+    assert read_nir(path).network.steps_per_task_step == 10
 
 
 def _one_line_error(capsys, argv, match):
@@ -108,7 +120,9 @@ def test_other_bad_input_is_one_line(run_dir, tmp_path, capsys):
     _one_line_error(capsys, ["simulate", str(tmp_path / "nope"), "--inputs", "x.npy"],
                     "not found")
     _one_line_error(capsys, ["simulate", str(run_dir), "--inputs", str(run_dir / "inputs.npy"),
-                             "--rho-max", "3"], "rho-max")
+                             "--rate-hz", "-3"], "--rate-hz")
+    _one_line_error(capsys, ["simulate", str(run_dir), "--inputs", str(run_dir / "inputs.npy"),
+                             "--tau-mem", "0"], "--tau-mem")
     _one_line_error(capsys, ["export", str(run_dir), "--nir", str(tmp_path / "y.nir")],
                     "no tasks")
 
@@ -144,10 +158,14 @@ def test_evaluate_prints_spiking_next_to_rate_accuracy(task_run_dir, capsys):
     s = _json(capsys)
     cmp = s["comparison"]
     assert set(cmp["per_task"]) == {"go", "dm1"}
-    assert cmp["mean_rate"] == pytest.approx(s["rate"]["mean"]["step_accuracy"])
-    assert cmp["mean_spiking"] == pytest.approx(s["mean"]["step_accuracy"])
+    assert cmp["mean_rate"] == s["rate"]["mean"]
+    assert cmp["mean_spiking"]["trial_success"] == pytest.approx(s["mean"]["trial_success"])
+    lo, hi = s["ci"]["trial_success"]
+    assert 0.0 <= lo <= s["mean"]["trial_success"] <= hi <= 1.0
+    assert s["trials"] == s["rate"]["trials"] == 3 and s["seed"] == s["rate"]["seed"]
     code = main(["evaluate", str(task_run_dir), "--backend", "brian2", "--brian2-target", "numpy",
                  "--trials", "2", "--substeps", "5", "--calibration-trials", "8"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "brian2 step" in out and "rate step" in out and "spiking / rate" in out
+    assert "brian2 trial" in out and "rate trial" in out and "spiking / rate trial success" in out
+    assert "forgives" in out

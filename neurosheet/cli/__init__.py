@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "train presets x densities x seeds and compare learning curves",
     "experiment": "run a design file (experiments/) and report its claims with intervals",
     "simulate": "simulate a trained circuit as spiking neurons on the same graph",
+    "finetune": "fine-tune the converted spiking circuit on the task loss (surrogate gradients)",
     "export": "export the spiking circuit as a NIR graph",
     "budget": "synapse budget of a circuit on hardware targets",
     "analyze": "functional and anatomical modules of a trained circuit (BIMT)",

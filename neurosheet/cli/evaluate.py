@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json({**result, "rate": rate, "comparison": cmp})
         else:
-            print(format_comparison(args.backend, cmp))
+            print(format_comparison(args.backend, cmp, args.trials))
         return 0
     if args.json:
         print_json(result)
@@ -60,17 +60,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_table(result: dict) -> str:
-    """Per-task table: trial success (headline), step accuracy, Yang success, trials."""
-    head = f"{'task':<22}{'trial':>10}{'step acc':>10}{'yang':>10}{'trials':>8}"
+    """Per-task table: trial success (headline, 95% Wilson interval), step accuracy, Yang
+    success, trials."""
+    def ci(c: object) -> str:
+        return f"[{c[0]:.3f}, {c[1]:.3f}]" if c else ""  # type: ignore[index]
+
+    head = f"{'task':<22}{'trial':>8}{'95% interval':>17}{'step acc':>10}{'yang':>8}{'trials':>8}"
     lines = [f"backend {result['backend']}, {result['trials']} trials per task (seed "
              f"{result['seed']})", head, "-" * len(head)]
     for name, m in result["per_task"].items():
-        lines.append(f"{name:<22}{m['trial_success']:>10.3f}{m['step_accuracy']:>10.3f}"
-                     f"{m['yang_success']:>10.3f}{m['n_trials']:>8}")
+        lines.append(f"{name:<22}{m['trial_success']:>8.3f}"
+                     f"{ci((m.get('ci') or {}).get('trial_success')):>17}"
+                     f"{m['step_accuracy']:>10.3f}{m['yang_success']:>8.3f}{m['n_trials']:>8}")
     mean = result["mean"]
     lines.append("-" * len(head))
-    lines.append(f"{'mean over tasks':<22}{mean['trial_success']:>10.3f}"
-                 f"{mean['step_accuracy']:>10.3f}{mean['yang_success']:>10.3f}")
+    lines.append(f"{'mean over tasks':<22}{mean['trial_success']:>8.3f}"
+                 f"{ci((result.get('ci') or {}).get('trial_success')):>17}"
+                 f"{mean['step_accuracy']:>10.3f}{mean['yang_success']:>8.3f}")
     lines.append("trial: fixation held and every decision step right; step acc: forgives a "
                  "wrong step; yang: forgives one ring unit off")
     return "\n".join(lines)

@@ -15,6 +15,10 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "saved by simulate/evaluate when the knobs match) and write it as NIR (HDF5).")
     p.add_argument("run_dir", metavar="DIR", help="run directory (graph.npz + circuit.npz)")
     p.add_argument("--nir", metavar="PATH", required=True, help="output NIR file (.nir / .h5)")
+    p.add_argument("--rescale-time", action="store_true",
+                   help="state one simulation step per 0.1 ms file step (time compressed by "
+                   "sim step / 0.1 ms): snntorch's fixed-step importer then runs neurosheet's "
+                   "own step; default: true time, exact for readers at the circuit's own step")
     O.add(p, "--inputs")
     O.add(p, "--seed", default=0)
     O.add(p, "--json")
@@ -33,11 +37,14 @@ def run(args: argparse.Namespace) -> int:
         inputs = load_inputs(args.inputs, load_run_circuit(args.run_dir).n_inputs)
     info = stages.export_nir(args.run_dir, args.nir, conversion=O.conversion_from_args(args),
                              seeds=O.seeds_from_args(args),
-                             calibration_trials=args.calibration_trials, inputs=inputs)
+                             calibration_trials=args.calibration_trials, inputs=inputs,
+                             rescale_time=args.rescale_time)
     if args.json:
         print_json(info)
     else:
-        print(f"wrote {info['nir']}: {info['neurons']} neurons, {info['synapses']:,} recurrent "
-              f"synapses (edge list kept), {info['bytes']:,} bytes; dt {info['sim_dt_ms']:g} ms, "
-              f"g = {info['g']:.4g}")
+        print(f"wrote {info['nir']}: {info['neurons']} CubaLIF neurons ({info['source']}), "
+              f"{info['synapses']:,} recurrent synapses (dense w_rec, edge list kept), "
+              f"{info['bytes']:,} bytes; spike weights per {info['file_dt_ms']:g} ms step "
+              f"(neurosheet simulates at {info['sim_dt_ms']:g} ms; file time scale "
+              f"{info['time_scale']:g})")
     return 0

@@ -53,15 +53,37 @@ FLAGS: dict[str, dict[str, Any]] = {
     # conversion knobs (rate -> spiking)
     "--substeps": {"type": positive_int, "help": "spiking simulation steps per task step "
                    "(default %(default)s)"},
-    "--rho-max": {"type": fraction, "help": "spikes per step at the percentile rate, (0, 1] "
-                  "(default %(default)s)"},
-    "--percentile": {"type": float, "help": "rate percentile that sets the spike scale g "
+    "--rate-hz": {"type": float, "help": "firing rate given to the calibration percentile "
+                  "rate (default %(default)s)"},
+    "--percentile": {"type": float, "help": "rate percentile that sets the spike scale "
                      "(default %(default)s)"},
+    "--calibration": {"choices": ("global", "neuron"), "help": "one scale for all neurons or "
+                      "one per neuron (default %(default)s)"},
+    "--tau-mem": {"type": float, "dest": "tau_mem_ms", "help": "membrane time constant of the "
+                  "LIF neurons, ms (default %(default)s)"},
+    "--reset": {"choices": ("zero", "subtract"), "help": "after a spike: v = 0 (NIR) or "
+                "v - threshold (default %(default)s)"},
+    "--readout": {"choices": ("count", "li"), "help": "readout of the spikes: counts per task "
+                  "step or an LI trace at its end (default %(default)s)"},
+    "--converted": {"action": "store_true", "help": "use the plain conversion even when the run "
+                    "has a fine-tuned spiking circuit"},
     "--gate": {"choices": ("error", "warn", "off"), "help": "what a failed 'rate model works at "
                "the spiking time step' check does (default %(default)s)"},
     "--dtype": {"choices": ("float32", "float64"), "help": "spiking precision (default %(default)s)"},
     "--calibration-trials": {"type": positive_int, "help": "trials mixed over the circuit's "
                              "tasks that calibrate the conversion (default %(default)s)"},
+    # spike-aware fine-tuning
+    "--finetune-steps": {"type": positive_int, "help": "fine-tuning steps of the spiking "
+                         "circuit (default %(default)s)"},
+    "--train-substeps": {"metavar": "K,...", "help": "spiking simulation steps per task step "
+                         "while fine-tuning, one drawn per batch (default %(default)s)"},
+    "--batch": {"type": positive_int, "help": "trials per optimizer step (default %(default)s)"},
+    "--lr": {"type": float, "help": "Adam step size, relative to each weight array's RMS "
+             "(default %(default)s)"},
+    "--finetune-below": {"type": fraction, "help": "fine-tune the spiking circuit when its "
+                         "validation trial success is below this fraction of the rate "
+                         "network's (default %(default)s)"},
+    "--no-finetune": {"action": "store_true", "help": "never fine-tune the spiking circuit"},
     "--k-max": {"type": positive_int, "help": "largest number of clusters tried (default %(default)s)"},
     "--threads": {"type": positive_int, "help": "torch threads per process (default %(default)s)"},
     "--workers": {"type": positive_int, "help": "parallel runs (default %(default)s)"},
@@ -83,12 +105,15 @@ FLAGS: dict[str, dict[str, Any]] = {
 #: library parameter name -> CLI flag (errors raised with the parameter are reported as flags)
 PARAMETER_FLAGS: dict[str, str] = {
     "seed": "--seed", "trials": "--trials", "n": "--n", "density": "--density",
-    "radius": "--radius", "substeps": "--substeps", "rho_max": "--rho-max",
-    "percentile": "--percentile", "steps": "--steps", "preset": "--preset", "suite": "--suite",
+    "radius": "--radius", "substeps": "--substeps", "rate_hz": "--rate-hz",
+    "tau_mem_ms": "--tau-mem", "calibration": "--calibration", "reset": "--reset",
+    "readout": "--readout", "percentile": "--percentile", "lr": "--lr", "batch": "--batch",
+    "finetune_below": "--finetune-below", "steps": "--steps", "preset": "--preset", "suite": "--suite",
     "targets": "--targets", "backend": "--backend", "inputs": "--inputs", "out": "--out",
     "gate": "--gate", "target": "--brian2-target", "plot": "--plot", "save": "--save",
     "nir": "--nir", "size": "--size", "executor": "--executor",
     "inhibitory": "--inhibitory", "placement": "--placement", "pair_scales": "--pair-scales",
+    "train_substeps": "--train-substeps",
 }
 
 
@@ -169,19 +194,27 @@ def add_conversion(p: argparse.ArgumentParser) -> None:
     d = ConversionConfig()
     g = p.add_argument_group("conversion (accuracy vs speed)")
     add(g, "--substeps", default=d.substeps)
-    add(g, "--rho-max", default=d.rho_max)
+    add(g, "--rate-hz", default=d.rate_hz)
     add(g, "--percentile", default=d.percentile)
+    add(g, "--calibration", default=d.calibration)
+    add(g, "--tau-mem", default=d.tau_mem_ms)
+    add(g, "--reset", default=d.reset)
+    add(g, "--readout", default=d.readout)
     add(g, "--gate", default=d.gate)
     add(g, "--dtype", default=d.dtype)
     add(g, "--calibration-trials", default=64)
+    add(g, "--converted")
 
 
 def conversion_from_args(args: argparse.Namespace) -> Any:
     """The :class:`ConversionConfig` the conversion flags describe."""
     from neurosheet.spiking.conversion import ConversionConfig
 
-    return ConversionConfig(substeps=args.substeps, rho_max=args.rho_max,
-                            percentile=args.percentile, gate=args.gate, dtype=args.dtype)
+    return ConversionConfig(substeps=args.substeps, rate_hz=args.rate_hz,
+                            percentile=args.percentile, calibration=args.calibration,
+                            tau_mem_ms=args.tau_mem_ms, reset=args.reset, readout=args.readout,
+                            gate=args.gate, dtype=args.dtype,
+                            finetuned=not getattr(args, "converted", False))
 
 
 def seeds_from_args(args: argparse.Namespace) -> Any:

@@ -25,6 +25,9 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     O.add(p, "--backends", default="rate,snntorch,brian2")
     O.add(p, "--targets", default="all")
     O.add(p, "--gate", default="error")
+    O.add(p, "--no-finetune")
+    O.add(p, "--finetune-below", default=0.95)
+    O.add(p, "--finetune-steps")
     O.add(p, "--no-progress")
     O.add(p, "--json")
     O.add_backend_options(p, O.spiking_backend_names())
@@ -43,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         trials=args.trials, spike_trials=args.spike_trials, backends=backends,
         backend_options={b: O.backend_options(args, b) for b in backends},
         targets=() if targets == ("all",) else targets, gate=args.gate,
-        progress=O.progress(args),
+        finetune=not args.no_finetune, finetune_below=args.finetune_below,
+        finetune_steps=args.finetune_steps, progress=O.progress(args),
     )
     say = (lambda _msg: None) if args.json else print
     summary = run_pipeline(args.out, cfg, say=say).to_json()
@@ -55,9 +59,13 @@ def run(args: argparse.Namespace) -> int:
         if "refused" in r:
             print(f"{backend:<9} refused: {r['refused']}")
         else:
-            extra = f"  (spiking/rate {r['fidelity']:.3f})" if "fidelity" in r else ""
-            print(f"{backend:<9} mean trial success {r['mean']['trial_success']:.3f}, step "
-                  f"accuracy {r['mean']['step_accuracy']:.3f}{extra}")
+            lo, hi = r["ci"]["trial_success"]
+            fid = r.get("fidelity")
+            extra = f"  (spiking/rate {fid:.3f})" if fid is not None else ""
+            print(f"{backend:<9} mean trial success {r['mean']['trial_success']:.3f} "
+                  f"[{lo:.3f}, {hi:.3f}]{extra}; step accuracy "
+                  f"{r['mean']['step_accuracy']:.3f}, Yang 36 deg "
+                  f"{r['mean']['yang_success']:.3f}")
     loc = summary["budget"].get("locality") or {}
     if loc and not loc.get("probe"):
         print(f"crossing edges on {loc['cores']} cores: sheet tiling {loc['tiling']:.1%}, "

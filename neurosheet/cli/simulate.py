@@ -64,9 +64,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _print(s: dict[str, Any]) -> None:
     c = s["conversion"]
+    nm = c["neuron"]
     print(f"{s['backend']} ({s.get('target') or s.get('device')}): {s['trials']} trials x "
-          f"{s['biological_s_per_trial']:.2f} s, K = {c['config']['substeps']} steps of "
-          f"{s['sim_dt_ms']:g} ms, g = {c['g']:.4g}, beta = {c['beta']:.4f}")
+          f"{s['biological_s_per_trial']:.2f} s, K = {c['substeps']} steps of "
+          f"{s['sim_dt_ms']:g} ms; CubaLIF tau_syn {nm['tau_syn_ms']:.1f} ms, tau_mem "
+          f"{nm['tau_mem_ms']:g} ms, reset {nm['reset']}, readout {nm['readout']} "
+          f"({c['meta'].get('source', 'conversion')})")
     print(f"  spikes {s['spikes']:,}  mean rate {s['mean_rate_hz']:.1f} Hz  "
           f"synaptic events {s['synaptic_events']:,}")
     print(f"  build {s['build_s']:.2f} s  run {s['run_s']:.2f} s  "
@@ -77,11 +80,11 @@ def _print(s: dict[str, Any]) -> None:
         sa, ra = s["spiking_accuracy"], s["rate_accuracy"]
         for m in sa:
             print(f"  {m:<15} spiking {sa[m]:.3f}  rate {ra[m]:.3f}")
-    gate = c.get("gate")
+    gate = c["meta"].get("gate")
     if gate:
         print(f"  gate: rate model at K sub-steps agrees on {gate['agreement']:.1%} of decisions "
               f"({'passed' if gate['passed'] else 'FAILED'})")
-    for note in c.get("notes", []):
+    for note in c["meta"].get("notes", []):
         print(f"  note: {note}")
     if "plot" in s:
         print(f"  raster: {s['plot']}")

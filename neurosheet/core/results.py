@@ -114,3 +114,4 @@ class PipelineSummary(_Result):
     rasters: dict[str, str] = Field(default_factory=dict)
     spikes: SpikeCountSummary | None = None
     budget: dict[str, Any] | None = None
+    finetune: dict[str, Any] | None = None

@@ -13,7 +13,10 @@ trimmed back to the last checkpoint on resume)::
     eval.json          the final held-out evaluation (per task and mean)
     summary.json       steps done, final accuracy, steps to criterion, wall time
     plots/learning_curves.png
-    spiking/conversion.json   the saved conversion (keyed on graph, weights and knobs)
+    spiking/conversion.npz    the converted spiking circuit (keyed on graph, weights and knobs)
+    spiking/conversion.json   the same, readable (neuron model, constants, provenance)
+    spiking/circuit.npz       the fine-tuned spiking circuit (``neurosheet finetune``)
+    spiking/finetune/         fine-tuning's checkpoint, metrics and best circuit so far
     spiking/brian2/           (older runs) Brian2 build cache; now in the user cache
     spike_counts.npz   spikes per neuron per trial (the synaptic-op budget's activity)
     pruned/            BIMT runs: the pruned circuit, a run directory of its own
@@ -104,7 +107,19 @@ class RunDir:
 
     @property
     def conversion(self) -> Path:
+        return self.spiking / "conversion.npz"
+
+    @property
+    def conversion_json(self) -> Path:
         return self.spiking / "conversion.json"
+
+    @property
+    def spiking_circuit(self) -> Path:
+        return self.spiking / "circuit.npz"
+
+    @property
+    def finetune(self) -> Path:
+        return self.spiking / "finetune"
 
     @property
     def brian2_build(self) -> Path:

@@ -25,6 +25,8 @@ STREAMS: dict[str, int] = {
     "raster": 1,  # the one trial drawn as a raster
     "spike_counts": 2,  # trials whose spike counts feed the synaptic-op budget
     "partition": 0,  # random partition baseline of the budget
+    "finetune": 31_337,  # training trials of spike-aware fine-tuning
+    "finetune_validation": 424_243,  # trials that pick fine-tuning's best circuit
 }
 
 
@@ -89,6 +91,14 @@ class SeedPlan:
     @property
     def partition(self) -> int:
         return self.stream("partition")
+
+    @property
+    def finetune(self) -> int:
+        return self.stream("finetune")
+
+    @property
+    def finetune_validation(self) -> int:
+        return self.stream("finetune_validation")
 
     def as_dict(self) -> dict[str, int]:
         """Every stream's seed, for the record of a run."""

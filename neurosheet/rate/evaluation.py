@@ -68,15 +68,42 @@ def heldout_batches(tasks: tuple[str, ...], trials: int, seed: int,
 
 def score_batches(logits_fn: LogitsFn, batches: dict[str, Any],
                   tasks: tuple[str, ...]) -> dict[str, Any]:
-    """Per-task metrics and their unweighted mean over tasks."""
-    from neurosheet.tasks import score
+    """Per-task metrics, their unweighted mean over tasks, and 95% intervals (``ci``).
 
-    per_task: dict[str, dict[str, float]] = {}
+    Trial success and Yang's rule are proportions of trials: Wilson intervals (per task, and
+    for the mean over all trials pooled, which is the mean over tasks when every task has the
+    same number of trials). Step accuracy pools decision steps, which are not independent
+    within a trial: its interval is a normal interval over per-trial step accuracies.
+    """
+    from neurosheet.core.stats import mean_interval, wilson
+    from neurosheet.tasks import score
+    from neurosheet.tasks.metrics import trial_scores
+
+    per_task: dict[str, dict[str, Any]] = {}
+    pooled: dict[str, list[np.ndarray]] = {"trial_success": [], "yang_success": [], "step": []}
     for name, batch in batches.items():
         logits = logits_fn(batch.inputs)
         per_task[name] = score(logits, batch, tuple(batches))["per_task"][name]
+        ts = trial_scores(logits, batch)
+        steps = ts["step_correct"] / np.maximum(ts["step_count"], 1)
+        steps = steps[ts["step_count"] > 0]
+        n = int(ts["trial_success"].size)
+        per_task[name]["ci"] = {
+            "trial_success": wilson(int(ts["trial_success"].sum()), n),
+            "yang_success": wilson(int(ts["yang_success"].sum()), n),
+            "step_accuracy": mean_interval(steps),
+        }
+        pooled["trial_success"].append(ts["trial_success"])
+        pooled["yang_success"].append(ts["yang_success"])
+        pooled["step"].append(steps)
     mean = {m: float(np.nanmean([v[m] for v in per_task.values()])) for m in METRICS}
-    return {"per_task": per_task, "mean": mean}
+    ci = {}
+    for m in ("trial_success", "yang_success"):
+        allv = np.concatenate(pooled[m]) if pooled[m] else np.zeros(0, bool)
+        ci[m] = wilson(int(allv.sum()), int(allv.size))
+    ci["step_accuracy"] = mean_interval(np.concatenate(pooled["step"]) if pooled["step"]
+                                        else np.zeros(0))
+    return {"per_task": per_task, "mean": mean, "ci": ci}
 
 
 def check_tasks(circuit: Circuit, tasks: tuple[str, ...]) -> tuple[str, ...]:

@@ -53,39 +53,69 @@ def index_markdown(s: dict[str, Any]) -> str:
         "",
         "![learning curves](run/plots/learning_curves.png)",
         "",
-        "## Accuracy: rate vs spiking (held-out trials)",
+        "## Accuracy: rate vs spiking (held-out trials, the same trials for every backend)",
         "",
-        "Each cell: **trial success** (fixation held and the right ring unit on every decision "
-        "step: Yang et al.'s performance, the headline) / step accuracy (fraction of decision "
-        "steps right: forgives a wrong step inside a trial), mean over tasks; every backend on "
-        "the same held-out trials.",
+        "Headline: **trial success** — fixation held on every step before the decision and "
+        "the right ring unit on every decision step (Yang et al.'s performance; forgives "
+        "nothing), with its 95% Wilson interval. Beside it: *step accuracy* (decision steps "
+        "right, pooled; forgives a wrong step inside an otherwise right trial) / *Yang 36°* "
+        "(the last step only, within 36° of the target; forgives an answer one ring unit off "
+        "and every earlier step).",
         "",
-        "| task | " + " | ".join(b for b in ev) + " |",
-        "|---|" + "---|" * len(ev),
+        "| task | " + " | ".join(f"{b} trial success" for b in ev) + " | "
+        + " | ".join(f"{b} step / Yang" for b in ev) + " |",
+        "|---|" + "---|" * (2 * len(ev)),
     ]
+
+    def ci(c: Any) -> str:
+        return f" [{c[0]:.3f}, {c[1]:.3f}]" if c else ""
+
     tasks = list(ev["rate"]["per_task"])
     for name in tasks:
-        cells = []
+        cells, more = [], []
         for b in ev:
             r = ev[b]
-            cells.append("refused" if "refused" in r else
-                         f"{r['per_task'][name]['trial_success']:.3f} / "
-                         f"{r['per_task'][name]['step_accuracy']:.3f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    cells = []
+            if "refused" in r:
+                cells.append("refused")
+                more.append("—")
+                continue
+            row = r["per_task"][name]
+            cells.append(f"{row['trial_success']:.3f}"
+                         + ci((row.get("ci") or {}).get("trial_success")))
+            more.append(f"{row['step_accuracy']:.3f} / {row['yang_success']:.3f}")
+        lines.append(f"| {name} | " + " | ".join(cells + more) + " |")
+    cells, more = [], []
     for b in ev:
         r = ev[b]
-        cells.append("refused" if "refused" in r else
-                     f"**{r['mean']['trial_success']:.3f}** / {r['mean']['step_accuracy']:.3f}")
-    lines += ["| mean | " + " | ".join(cells) + " |", ""]
+        if "refused" in r:
+            cells.append("refused")
+            more.append("—")
+            continue
+        cells.append(f"**{r['mean']['trial_success']:.3f}**"
+                     + ci((r.get("ci") or {}).get("trial_success")))
+        more.append(f"{r['mean']['step_accuracy']:.3f} / {r['mean']['yang_success']:.3f}")
+    lines += ["| mean | " + " | ".join(cells + more) + " |", ""]
+    ft = s.get("finetune") or {}
+    if ft.get("status") == "fine-tuned":
+        lines.append(
+            f"- spiking circuit: converted (validation trial success "
+            f"{ft['converted_trial_success']:.3f} vs rate {ft['rate_trial_success']:.3f}: below "
+            f"{ft['threshold']} x rate), then fine-tuned with surrogate gradients for "
+            f"{ft['steps']} steps in {ft['seconds']:.0f} s (best validation trial success "
+            f"{ft['tuned_trial_success']:.3f}, {ft['validation_trials_per_task']} trials per "
+            "task); simulated below with the same circuit in every spiking backend")
+    elif ft.get("status"):
+        lines.append(f"- spiking circuit: fine-tuning {ft['status']}")
     for b, r in ev.items():
         if b == "rate":
             continue
         if "refused" in r:
             lines.append(f"- {b}: conversion refused — {r['refused']}")
-        elif "fidelity" in r:
+        elif r.get("fidelity") is not None:
+            worst = r.get("worst_task_ratio")
             lines.append(f"- {b}: {r['trials']} trials per task; spiking / rate mean trial "
-                         f"success = **{r['fidelity']:.3f}**")
+                         f"success = **{r['fidelity']:.3f}**"
+                         + (f" (worst task {worst:.3f})" if worst is not None else ""))
     lines.append("")
     for name, path in (s.get("rasters") or {}).items():
         lines += [f"![raster {name}]({Path(path).name})", ""]

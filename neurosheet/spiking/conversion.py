@@ -1,73 +1,124 @@
-"""Rate circuit -> spiking circuit on exactly the same sparse graph (rate coding, one scale g).
+"""Rate circuit -> spiking circuit of CubaLIF neurons on exactly the same sparse graph.
 
-Recipe (``shared/spec/deploy-reference.md`` §1.4: Rueckauer et al. 2017 robust normalisation,
-Kim et al. 2019 one-scale transfer). A task step of the rate model becomes ``K`` simulation
-steps of length ``delta = dt / K``; per simulation step, for every trial and neuron::
+The rate model's unit ``x_i`` (``x <- (1-a) x + a (W_rec relu(x) + W_in u + b)``) becomes the
+synaptic current of a current-based LIF neuron (:mod:`neurosheet.spiking.model`), scaled by a
+per-neuron factor ``c_i`` (or one global factor); its rate ``relu(x_i)`` becomes the firing
+rate ``rho_i = kappa c_i relu(x_i)`` spikes per ms, with ``kappa = (1 - beta) r / (threshold
+dt)`` the integrate-and-fire slope of the membrane (exact for ``tau_mem`` much longer than an
+inter-spike interval; shorter ``tau_mem`` bends the rate curve near threshold). Then::
 
-    I <- beta I + (1 - beta) (W_rec s / g + W_in u_t + b)   # synaptic current ~ rate state x
-    v <- v + g I;  s = [v > 1];  v <- clip(v - s, 0, 1)      # non-leaky IF soma, floor 0
-    y_t = W_out (spike count in task step t) / (K g) + b_out # readout from spike counts
+    tau_syn = -task_dt / ln(1 - dt/tau)                 # the rate model's leak per task step
+    W_ij    = c_i W_rate_ij (1 - alpha) / (dt kappa c_j) # a spike train at rho_j carries x_j
+    J_i     = c_i (W_in u + b)_i  [+ threshold / (2 r) with ``offset``: the LIF rate offset]
+    W_out   = W_out_rate / (kappa c_j)                   # readout of the spike trace z_j ~ rho_j
+    c_j     = rate_hz / 1000 / (kappa r_p,j)             # r_p: a high percentile of the rates
 
-with ``beta = (1 - alpha)^(1/K)`` (one task step decays like the rate model's ``1 - dt/tau``) and
-``g = rho_max / r_p`` spikes per simulation step per unit rate, ``r_p`` the ``percentile``-th
-percentile of the positive rates on a calibration batch. The IF soma's firing rate is
-``g relu(I)``, so ReLU rate models convert directly. The floor at 0 stops negative current from
-building up a "debt"; the cap at 1 after a reset means at most one spike per step and at most one
-spike's worth of carried charge (it also keeps snntorch's reset logic in its simple case).
-
-Every synapse of the spiking network is an edge of the rate graph (same CSR order, weight
-``w_rec / g``), so synapse counts and edge sets are equal by construction.
+``r_p`` is the ``percentile``-th percentile of the positive rates of the rate model (at K
+sub-steps, steps inside each trial) on calibration trials: of all neurons (``calibration =
+"global"``, Rueckauer et al. 2017) or of each neuron (``"neuron"``, floored at ``neuron_floor``
+times the global value so a rarely active neuron does not get a huge gain). Every synapse of
+the spiking circuit is an edge of the rate graph (same CSR order), so synapse counts and edge
+sets are equal by construction. Fine-tuning (:mod:`neurosheet.spiking.finetune`) starts here.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.graph.circuit import Circuit
+from neurosheet.spiking.model import (
+    READOUTS,
+    RESETS,
+    NeuronModel,
+    SpikingCircuit,
+    check_inputs,
+    weights_fingerprint,
+)
 
 DTYPES = ("float32", "float64")
 GATE_MODES = ("error", "warn", "off")
+CALIBRATIONS = ("global", "neuron")
 
 
 @dataclass(frozen=True)
 class ConversionConfig:
-    """Every knob of the conversion; the defaults follow the measured recipe.
+    """Every knob of the conversion; the defaults are the measured recipe (docs/spiking.md).
 
-    ``substeps`` (K) and ``rho_max`` trade accuracy for speed: more simulation steps per task
-    step and more spikes per step (higher rates) give a closer rate approximation and more
-    synaptic events (measured on a 144-neuron Mod-Cog model: K = 100 with rho_max 0.5 kept 82%
-    of the rate network's accuracy at 16 Hz, rho_max 1.0 kept 91% at 32 Hz; docs/spiking.md).
-    ``gate`` decides what a failed "rate model still works at K sub-steps"
-    check does (``error``: refuse to convert, ``warn``: record it, ``off``: skip the check).
+    ``substeps`` (K): simulation steps per task step; ``rate_hz``: firing rate given to the
+    calibration percentile; ``tau_mem_ms``, ``reset``, ``readout``, ``tau_out_ms``: the neuron
+    model (:class:`~neurosheet.spiking.model.NeuronModel`); ``offset``: add the LIF rate offset
+    ``threshold / (2 r)`` to every bias current; ``gate``: what a failed "rate model still works
+    at K sub-steps" check does (``error``: refuse, ``warn``: record it, ``off``: skip it);
+    ``finetuned``: a run's stages use its fine-tuned circuit when one was tuned from the same
+    weights and neuron model (``False``: always the plain conversion).
     """
 
-    substeps: int = 100
-    rho_max: float = 1.0
+    substeps: int = 20
+    rate_hz: float = 400.0
     percentile: float = 99.9
+    calibration: str = "global"
+    neuron_floor: float = 0.1
+    tau_mem_ms: float = 20.0
+    reset: str = "zero"
+    readout: str = "count"
+    tau_out_ms: float = 10.0
+    offset: bool = True
     gate: str = "error"
     gate_min_agreement: float = 0.7
     dtype: str = "float32"
+    finetuned: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.substeps, int | np.integer) or self.substeps < 1:
-            raise NeurosheetError(f"substeps must be an integer >= 1, got {self.substeps}")
-        if not 0.0 < self.rho_max <= 1.0:
-            raise NeurosheetError(f"rho_max must be in (0, 1] spikes per step, got {self.rho_max}")
+            raise NeurosheetError(f"substeps must be an integer >= 1, got {self.substeps}",
+                                  "substeps")
+        if not (math.isfinite(self.rate_hz) and self.rate_hz > 0):
+            raise NeurosheetError(f"rate_hz must be a positive number, got {self.rate_hz}",
+                                  "rate_hz")
         if not 0.0 < self.percentile <= 100.0:
-            raise NeurosheetError(f"percentile must be in (0, 100], got {self.percentile}")
+            raise NeurosheetError(f"percentile must be in (0, 100], got {self.percentile}",
+                                  "percentile")
+        if self.calibration not in CALIBRATIONS:
+            raise NeurosheetError(f"calibration must be one of {', '.join(CALIBRATIONS)}, "
+                                  f"got {self.calibration!r}", "calibration")
+        if not 0.0 < self.neuron_floor <= 1.0:
+            raise NeurosheetError(f"neuron_floor must be in (0, 1], got {self.neuron_floor}")
+        if self.reset not in RESETS:
+            raise NeurosheetError(f"reset must be one of {', '.join(RESETS)}, got {self.reset!r}",
+                                  "reset")
+        if self.readout not in READOUTS:
+            raise NeurosheetError(
+                f"readout must be one of {', '.join(READOUTS)}, got {self.readout!r}", "readout")
+        for name in ("tau_mem_ms", "tau_out_ms"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise NeurosheetError(f"{name} must be a positive number, got {v}", name)
         if self.gate not in GATE_MODES:
-            raise NeurosheetError(f"gate must be one of {', '.join(GATE_MODES)}, got {self.gate!r}")
+            raise NeurosheetError(f"gate must be one of {', '.join(GATE_MODES)}, got {self.gate!r}",
+                                  "gate")
         if not 0.0 <= self.gate_min_agreement <= 1.0:
             raise NeurosheetError(
                 f"gate_min_agreement must be in [0, 1], got {self.gate_min_agreement}"
             )
         if self.dtype not in DTYPES:
             raise NeurosheetError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+    def neuron(self, tau_syn_ms: float) -> NeuronModel:
+        """The neuron model these knobs describe, with the rate model's ``tau_syn_ms``."""
+        return NeuronModel(tau_syn_ms=tau_syn_ms, tau_mem_ms=self.tau_mem_ms, reset=self.reset,
+                           readout=self.readout, tau_out_ms=self.tau_out_ms)
+
+    def key(self) -> dict[str, Any]:
+        """The knobs that change the converted circuit (not the gate's or the precision)."""
+        d = asdict(self)
+        for k in ("gate", "gate_min_agreement", "dtype", "finetuned"):
+            d.pop(k)
+        return d
 
 
 @dataclass(frozen=True)
@@ -97,108 +148,25 @@ class GateReport:
         )
 
 
-@dataclass(frozen=True, eq=False)
-class SpikingCircuit:
-    """A rate :class:`Circuit` plus the constants that turn it into IF neurons on its edges."""
+def rate_weights_fingerprint(circuit: Circuit) -> str:
+    """Fingerprint of a rate circuit's weights and dynamics (keys a saved conversion)."""
+    p = circuit.params
+    dyn = np.array([p.tau_ms, p.dt_ms, p.substeps], dtype=np.float64)
+    return weights_fingerprint(circuit.w_rec, circuit.w_in, circuit.b_rec, circuit.w_out,
+                               circuit.b_out, dyn, np.frombuffer(p.activation.encode(), np.uint8))
 
-    circuit: Circuit
-    config: ConversionConfig
-    g: float
-    beta: float
-    rate_percentile: float
-    gate: GateReport | None = None
-    notes: tuple[str, ...] = ()
-    meta: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def graph(self) -> Any:
-        return self.circuit.graph
-
-    @property
-    def n(self) -> int:
-        return self.circuit.n
-
-    @property
-    def substeps(self) -> int:
-        return self.config.substeps
-
-    @property
-    def task_dt_ms(self) -> float:
-        return self.circuit.params.dt_ms
-
-    @property
-    def sim_dt_ms(self) -> float:
-        """Simulation step delta = task step / K, in ms."""
-        return self.task_dt_ms / self.substeps
-
-    @property
-    def tau_syn_ms(self) -> float:
-        """Synaptic time constant with exp(-delta / tau_syn) = beta (0 when beta = 0)."""
-        return 0.0 if self.beta <= 0.0 else -self.sim_dt_ms / math.log(self.beta)
-
-    @property
-    def synapses(self) -> int:
-        return self.circuit.graph.synapses
-
-    def edges(self) -> tuple[np.ndarray, np.ndarray]:
-        """(post, pre) of every spiking synapse: the rate graph's edges, CSR order."""
-        return self.circuit.graph.edges()
-
-    def spike_weights(self) -> np.ndarray:
-        """Per-edge weight a spike adds to the synaptic input, ``w_rec / g`` (float64)."""
-        return self.circuit.w_rec.astype(np.float64) / self.g
-
-    def drive(self, inputs: np.ndarray) -> np.ndarray:
-        """Input current ``W_in u_t + b`` per task step, ``[T, B, N]`` float64."""
-        u = _check_inputs(inputs, self.circuit.n_inputs)
-        w_in = self.circuit.in_matrix().astype(np.float64)
-        t, b, n_in = u.shape
-        cur = (w_in @ u.reshape(t * b, n_in).T).T.reshape(t, b, self.n)
-        return cur + self.circuit.b_rec.astype(np.float64)
-
-    def decode(self, counts: np.ndarray) -> np.ndarray:
-        """Readout logits ``[T, B, n_out]`` from spike counts per task step ``[T, B, N]``."""
-        rates = np.asarray(counts, dtype=np.float64) / (self.substeps * self.g)
-        w_out = self.circuit.out_matrix().astype(np.float64)
-        t, b, n = rates.shape
-        y = (w_out @ rates.reshape(t * b, n).T).T.reshape(t, b, -1)
-        return y + self.circuit.b_out.astype(np.float64)
-
-    def summary(self) -> dict[str, Any]:
-        """The conversion constants as plain JSON-able values."""
-        return {
-            "config": asdict(self.config),
-            "g": self.g,
-            "beta": self.beta,
-            "rate_percentile": self.rate_percentile,
-            "sim_dt_ms": self.sim_dt_ms,
-            "tau_syn_ms": self.tau_syn_ms,
-            "synapses": self.synapses,
-            "gate": None if self.gate is None else {
-                **asdict(self.gate), "passed": self.gate.passed,
-                # a diverged gate's error is infinite: JSON says null (see persist.load_conversion)
-                "rel_error": self.gate.rel_error if math.isfinite(self.gate.rel_error) else None},
-            "notes": list(self.notes),
-            **({"dale": dale} if (dale := _dale(self)) is not None else {}),
-        }
+def tau_syn_ms(circuit: Circuit) -> float:
+    """The rate model's time constant in its sub-step limit: one task step decays by 1 - dt/tau."""
+    p = circuit.params
+    if p.alpha >= 1.0:
+        raise NeurosheetError(
+            f"dt_ms = tau_ms ({p.dt_ms}): the rate model has no memory across a task step, "
+            "which a synaptic current cannot express; train with tau_ms > dt_ms")
+    return -p.dt_ms / math.log(1.0 - p.alpha)
 
 
 # --------------------------------------------------------------------------- helpers
-def _dale(spiking: SpikingCircuit) -> dict[str, Any] | None:
-    from neurosheet.spiking.signs import dale_report
-
-    return dale_report(spiking)
-
-
-def _check_inputs(inputs: Any, n_in: int) -> np.ndarray:
-    u = np.asarray(inputs, dtype=np.float64)
-    if u.ndim != 3 or u.shape[2] != n_in:
-        raise NeurosheetError(f"inputs must have shape [T, B, {n_in}], got {list(u.shape)}")
-    if not np.isfinite(u).all():
-        raise NeurosheetError("inputs contain NaN or infinite values")
-    return u
-
-
 def decisions(logits: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """One decision per trial: argmax of the logits summed over the masked steps (default: last).
 
@@ -220,7 +188,7 @@ def rate_logits(circuit: Circuit, inputs: np.ndarray, substeps: int | None = Non
 
     from neurosheet.rate.model import RateRNN
 
-    u = _check_inputs(inputs, circuit.n_inputs)
+    u = check_inputs(inputs, circuit.n_inputs)
     model = RateRNN.from_circuit(circuit, substeps=substeps).eval()
     with torch.no_grad():
         out = model(torch.as_tensor(u, dtype=torch.float32))
@@ -246,7 +214,7 @@ def rate_gate(circuit: Circuit, inputs: np.ndarray, substeps: int, mask: np.ndar
 def convert(circuit: Circuit, calibration_inputs: np.ndarray,
             config: ConversionConfig | None = None, *, mask: np.ndarray | None = None,
             valid: np.ndarray | None = None) -> SpikingCircuit:
-    """Calibrate ``g`` on a batch of task inputs, check the sub-step gate, return the spiking circuit.
+    """Calibrate the scales on task inputs, check the sub-step gate, return the spiking circuit.
 
     ``calibration_inputs [T, B, n_in]`` should be representative trials (e.g. a mix of the
     circuit's tasks); ``mask [T, B]`` restricts the gate to decision steps and ``valid [T, B]``
@@ -258,17 +226,14 @@ def convert(circuit: Circuit, calibration_inputs: np.ndarray,
     notes: list[str] = []
     if act == "tanh":
         raise NeurosheetError(
-            "tanh rate circuits have signed rates, which IF neurons cannot carry; "
+            "tanh rate circuits have signed rates, which spiking neurons cannot carry; "
             "train with dynamics.activation = \"relu\" in the model preset"
         )
     if act != "relu":
-        notes.append(f"IF neurons fire at g*relu(I); the {act} rate function is approximated")
+        notes.append(f"LIF neurons fire at ~kappa*relu(I); the {act} rate function is "
+                     "approximated")
     k = config.substeps
-    alpha = circuit.params.alpha
-    beta = 0.0 if alpha >= 1.0 else (1.0 - alpha) ** (1.0 / k)
-    if beta == 0.0:
-        notes.append("dt = tau: the synaptic current has no memory across simulation steps")
-
+    neuron = config.neuron(tau_syn_ms(circuit))
     gate = None
     if config.gate != "off":
         gate = rate_gate(circuit, calibration_inputs, k, mask, config.gate_min_agreement)
@@ -283,15 +248,48 @@ def convert(circuit: Circuit, calibration_inputs: np.ndarray,
     _, rates = rate_logits(circuit, calibration_inputs, k)
     if valid is not None:
         rates = rates[np.asarray(valid, dtype=bool)]
+    rates = rates.reshape(-1, circuit.n)
     if not np.isfinite(rates).all():
-        raise NeurosheetError(f"the rate model diverges at {k} sub-steps; cannot calibrate g")
+        raise NeurosheetError(f"the rate model diverges at {k} sub-steps; cannot calibrate")
     positive = rates[rates > 0]
     if positive.size == 0:
-        raise NeurosheetError("the rate model is silent on the calibration inputs; cannot scale g")
-    r_p = float(np.percentile(positive, config.percentile))
-    g = config.rho_max / r_p
-    spiking = SpikingCircuit(circuit, config, g, beta, r_p, gate, tuple(notes))
+        raise NeurosheetError("the rate model is silent on the calibration inputs; "
+                              "cannot calibrate")
+    r_global = float(np.percentile(positive, config.percentile))
+    r_p = np.full(circuit.n, r_global)
+    if config.calibration == "neuron":
+        for i in range(circuit.n):
+            col = rates[:, i]
+            col = col[col > 0]
+            r_p[i] = np.percentile(col, config.percentile) if col.size else 0.0
+        r_p = np.maximum(r_p, config.neuron_floor * r_global)
+    c_step = neuron.constants(circuit.params.dt_ms / k)
+    kappa = c_step.gain / (neuron.threshold * c_step.dt_ms)  # spikes per ms per unit current
+    scale = (config.rate_hz / 1000.0) / (kappa * r_p)  # c_i
+    post, pre = circuit.graph.edges()
+    w_rec = (scale[post] * circuit.w_rec.astype(np.float64) * (1.0 - c_step.alpha)
+             / (c_step.dt_ms * kappa * scale[pre]))
+    in_post, _ = circuit.graph.inputs.edges()  # type: ignore[union-attr]
+    w_in = scale[in_post] * circuit.w_in.astype(np.float64)
+    b = scale * circuit.b_rec.astype(np.float64)
+    if config.offset:
+        b = b + neuron.threshold / (2.0 * neuron.r)
+    _, out_pre = circuit.graph.readout.edges()  # type: ignore[union-attr]
+    w_out = circuit.w_out.astype(np.float64) / (kappa * scale[out_pre])
+    meta = {
+        "source": "conversion",
+        "conversion": asdict(config),
+        "rate_weights": rate_weights_fingerprint(circuit),
+        "graph_fingerprint": circuit.graph.fingerprint(),
+        "rate_percentile_global": r_global,
+        "scale_min": float(scale.min()), "scale_max": float(scale.max()),
+        "kappa_per_ms": kappa,
+        "gate": None if gate is None else {**asdict(gate), "passed": gate.passed},
+        "notes": notes,
+    }
     from neurosheet.spiking.signs import check_dale
 
-    check_dale(spiking, where="conversion")  # E/I circuits: every spiking synapse keeps its sign
-    return spiking
+    sc = SpikingCircuit(circuit.graph, w_rec, w_in, b, w_out, circuit.b_out, neuron,
+                        circuit.params.dt_ms, k, circuit.tasks, meta)
+    check_dale(sc, where="conversion")  # E/I circuits: positive scales keep every sign
+    return sc

@@ -16,19 +16,23 @@ from typing import Any
 import numpy as np
 
 from neurosheet.graph.circuit import Circuit
-from neurosheet.spiking.conversion import ConversionConfig, SpikingCircuit, convert
+from neurosheet.spiking.conversion import ConversionConfig, convert
+from neurosheet.spiking.model import SpikingCircuit
 from neurosheet.spiking.registry import get_spec
 
 
 def spiking_circuit(circuit: Circuit, conversion: ConversionConfig | None = None, *,
                     run: str | Path | None = None, calibration_trials: int = 64,
-                    seed: int = 0) -> SpikingCircuit:
-    """The converted circuit: the run's saved conversion for these knobs, or a fresh one."""
+                    seed: int = 0, tuned: bool | None = None) -> SpikingCircuit:
+    """The run's spiking circuit: its fine-tuned one (``tuned``, default the conversion's
+    ``finetuned``, when it was tuned from these weights), else its saved conversion for these
+    knobs, else a fresh conversion."""
     from neurosheet.spiking import persist
 
     config = conversion or ConversionConfig()
     if run is not None:
-        return persist.spiking_for_run(run, circuit, config, calibration_trials, seed)
+        return persist.spiking_for_run(run, circuit, config, calibration_trials, seed,
+                                       tuned=tuned)
     batch = persist.calibration_batch(circuit, calibration_trials, seed)
     return convert(circuit, batch.inputs, config, mask=batch.decision,
                    valid=persist.valid_steps(batch))
@@ -36,18 +40,22 @@ def spiking_circuit(circuit: Circuit, conversion: ConversionConfig | None = None
 
 def backend_logits_fn(name: str, circuit: Circuit, *, run: str | Path | None = None,
                       conversion: ConversionConfig | None = None, calibration_trials: int = 64,
-                      seed: int = 0, progress: bool = False,
+                      seed: int = 0, progress: bool = False, tuned: bool | None = None,
                       **options: Any) -> Callable[[np.ndarray], np.ndarray]:
     """``inputs -> logits`` of ``circuit`` run by backend ``name`` (with its own ``options``).
 
-    For a spiking backend the function carries the converted circuit as ``.spiking``.
+    For a spiking backend the function carries the spiking circuit as ``.spiking`` (the run's
+    fine-tuned circuit when ``tuned`` and one exists, else the conversion).
     """
     spec = get_spec(name)
+    if conversion is not None and "dtype" not in options and any(
+            o.name == "dtype" for o in spec.options):
+        options["dtype"] = conversion.dtype  # the conversion's precision, unless asked otherwise
     backend = spec.create(run, **options)
     if spec.kind == "rate":
         return backend.logits_fn(circuit)
     sc = spiking_circuit(circuit, conversion, run=run, calibration_trials=calibration_trials,
-                         seed=seed)
+                         seed=seed, tuned=tuned)
 
     def run_fn(inputs: np.ndarray) -> np.ndarray:
         return backend.run(sc, inputs, progress=progress).logits.astype(np.float32)
@@ -57,8 +65,7 @@ def backend_logits_fn(name: str, circuit: Circuit, *, run: str | Path | None = N
 
 
 def evaluate_backend(circuit: Circuit, name: str = "rate", tasks: tuple[str, ...] | None = None,
-                     trials: int = 64, trial_seed: int = 0, task_mode: str = "fixed",
-                     **kwargs: Any) -> dict[str, Any]:
+                     trials: int = 64, trial_seed: int = 0, **kwargs: Any) -> dict[str, Any]:
     """Held-out accuracy of ``circuit`` run by backend ``name`` (per task and mean).
 
     ``trial_seed`` is the seed of the held-out trials; ``kwargs`` go to
@@ -70,38 +77,62 @@ def evaluate_backend(circuit: Circuit, name: str = "rate", tasks: tuple[str, ...
     kwargs.setdefault("seed", 0)
     fn = backend_logits_fn(name, circuit, **kwargs)
     return evaluate_circuit(circuit, tasks or circuit.tasks, trials, trial_seed, logits_fn=fn,
-                            backend=name, mode=task_mode)
+                            backend=name)
 
 
 def compare(spiking: dict[str, Any], rate: dict[str, Any]) -> dict[str, Any]:
-    """Per-task spiking vs rate accuracy and the fidelity ratio of mean trial success."""
+    """Per-task spiking vs rate metrics on the same trials; the headline ratio is trial success
+    (issue 11 bar: mean >= 0.95 x rate, no task below 0.85 x its rate value)."""
     rows = {}
     for name, s in spiking["per_task"].items():
         r = rate["per_task"][name]
-        rows[name] = {"spiking": s["step_accuracy"], "rate": r["step_accuracy"],
-                      "spiking_trial": s["trial_success"], "rate_trial": r["trial_success"]}
-    ms, mr = spiking["mean"]["step_accuracy"], rate["mean"]["step_accuracy"]
-    ts, tr = spiking["mean"]["trial_success"], rate["mean"]["trial_success"]
-    return {"per_task": rows, "mean_spiking": ms, "mean_rate": mr,
-            "mean_spiking_trial": ts, "mean_rate_trial": tr,
-            "ratio": ts / tr if tr else None,  # undefined when the rate network scores 0
-            "step_ratio": ms / mr if mr else None}
+        rows[name] = {"spiking": s, "rate": r,
+                      "ratio": s["trial_success"] / r["trial_success"]
+                      if r["trial_success"] else None}
+    ms, mr = spiking["mean"]["trial_success"], rate["mean"]["trial_success"]
+    ratios = [r["ratio"] for r in rows.values() if r["ratio"] is not None]
+    return {"per_task": rows, "mean_spiking": spiking["mean"], "mean_rate": rate["mean"],
+            "ci_spiking": spiking.get("ci"), "ci_rate": rate.get("ci"),
+            "ratio": ms / mr if mr else None,
+            "step_ratio": (spiking["mean"]["step_accuracy"] / rate["mean"]["step_accuracy"]
+                           if rate["mean"]["step_accuracy"] else None),
+            "worst_task_ratio": min(ratios) if ratios else None}
 
 
-def format_comparison(backend: str, cmp: dict[str, Any]) -> str:
-    """Table: trial success and step accuracy of the spiking network next to the rate network's."""
-    head = f"{'task':<22}{'spk trial':>11}{'rate trial':>11}{backend + ' step':>16}{'rate step':>11}"
+def _ci(ci: Any) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+def _num(x: Any) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def format_comparison(backend: str, cmp: dict[str, Any], trials: int | None = None) -> str:
+    """Table: trial success (headline, 95% Wilson interval) of the spiking network next to the
+    rate network's on the same trials, with step accuracy and Yang's 36-degree rule."""
+    head = (f"{'task':<14}{backend + ' trial':>26}{'rate trial':>26}{'spk/rate':>9}"
+            f"{'step spk/rate':>15}{'Yang spk/rate':>15}")
     lines = [head, "-" * len(head)]
     for name, r in cmp["per_task"].items():
-        lines.append(f"{name:<22}{r['spiking_trial']:>11.3f}{r['rate_trial']:>11.3f}"
-                     f"{r['spiking']:>16.3f}{r['rate']:>11.3f}")
+        s, q = r["spiking"], r["rate"]
+        lines.append(
+            f"{name:<14}{s['trial_success']:>8.3f} {_ci(s.get('ci', {}).get('trial_success')):>17}"
+            f"{q['trial_success']:>8.3f} {_ci(q.get('ci', {}).get('trial_success')):>17}"
+            f"{_num(r['ratio']):>9}{s['step_accuracy']:>8.3f}/{q['step_accuracy']:.3f}"
+            f"{s['yang_success']:>8.3f}/{q['yang_success']:.3f}")
     lines.append("-" * len(head))
-    lines.append(f"{'mean over tasks':<22}{cmp['mean_spiking_trial']:>11.3f}"
-                 f"{cmp['mean_rate_trial']:>11.3f}{cmp['mean_spiking']:>16.3f}{cmp['mean_rate']:>11.3f}")
-    lines.append(f"spiking / rate mean trial success: {_ratio(cmp['ratio'])} "
-                 f"(step accuracy: {_ratio(cmp['step_ratio'])})")
+    s, q = cmp["mean_spiking"], cmp["mean_rate"]
+    cs = (cmp.get("ci_spiking") or {}).get("trial_success")
+    cr = (cmp.get("ci_rate") or {}).get("trial_success")
+    lines.append(f"{'mean':<14}{s['trial_success']:>8.3f} {_ci(cs):>17}"
+                 f"{q['trial_success']:>8.3f} {_ci(cr):>17}{_num(cmp['ratio']):>9}"
+                 f"{s['step_accuracy']:>8.3f}/{q['step_accuracy']:.3f}"
+                 f"{s['yang_success']:>8.3f}/{q['yang_success']:.3f}")
+    per = f" ({trials} trials per task, the same for both)" if trials else ""
+    lines.append(f"spiking / rate trial success {_num(cmp['ratio'])} (worst task "
+                 f"{_num(cmp['worst_task_ratio'])}; step accuracy {_num(cmp['step_ratio'])})"
+                 f"{per}")
+    lines.append("trial success: fixation held and the right unit on every decision step "
+                 "(forgives nothing); step: decision steps right, pooled (forgives a wrong "
+                 "step); Yang: last step within 36 deg (forgives one ring unit off)")
     return "\n".join(lines)
-
-
-def _ratio(x: float | None) -> str:
-    return "undefined (rate accuracy 0)" if x is None else f"{x:.3f}"

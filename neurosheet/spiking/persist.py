@@ -1,16 +1,17 @@
-"""The run-directory side of spiking: task inputs, calibration, the saved conversion.
+"""The run-directory side of spiking: task inputs, calibration, the saved circuits.
 
-The run's ``spiking/conversion.json`` (see :class:`~neurosheet.core.rundir.RunDir`) records the
-conversion constants (g, beta, knobs, gate) keyed by the graph fingerprint, so ``simulate``,
-``evaluate`` and ``export`` of one run use the same spiking network.
+The run's ``spiking/conversion.npz`` (see :class:`~neurosheet.core.rundir.RunDir`; a readable
+``conversion.json`` beside it) is the converted :class:`SpikingCircuit`, keyed by the graph,
+the rate weights (a fingerprint of the weight arrays) and the conversion knobs: a changed
+weight, graph or knob converts again. ``spiking/circuit.npz`` is the fine-tuned circuit
+(``neurosheet finetune``); when it exists and was tuned from the current rate weights with the
+same neuron model, every spiking stage (``simulate``, ``evaluate``, ``export``, ``budget``, the
+pipeline) uses it, simulated at the requested K.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,8 @@ from neurosheet.core.io import write_json
 from neurosheet.core.rundir import RunDir
 from neurosheet.core.seeds import SeedPlan
 from neurosheet.graph.circuit import Circuit
-from neurosheet.spiking.conversion import (
-    ConversionConfig,
-    GateReport,
-    SpikingCircuit,
-    convert,
-)
+from neurosheet.spiking.conversion import ConversionConfig, convert, rate_weights_fingerprint
+from neurosheet.spiking.model import SpikingCircuit
 
 log = logging.getLogger(__name__)
 
@@ -63,70 +60,86 @@ def load_inputs(path: str | Path, n_inputs: int) -> np.ndarray:
     """A user's input array ``[T, B, n_in]`` from ``.npy``."""
     path = Path(path)
     if not path.is_file():
-        raise NeurosheetError(f"inputs file not found: {path}", "inputs")
+        raise NeurosheetError(f"inputs file not found: {path}")
     try:
         u = np.load(path, allow_pickle=False)
-        if isinstance(u, np.lib.npyio.NpzFile):
-            names = list(u.files)
-            u.close()
-            raise NeurosheetError(f"{path}: an .npz archive ({', '.join(names[:3]) or 'empty'}),"
-                                  " not one .npy array", "inputs")
-    except NeurosheetError:
-        raise
-    except Exception as exc:  # numpy raises many types for damaged files
-        detail = "pickled object, not an array" if "pickle" in str(exc) else \
-            (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise NeurosheetError(f"{path}: not a readable .npy array ({detail})", "inputs") from None
-    if not np.issubdtype(u.dtype, np.number) or np.issubdtype(u.dtype, np.complexfloating):
-        raise NeurosheetError(f"{path}: inputs must be real numbers, got dtype {u.dtype}",
-                              "inputs")
-    if u.ndim != 3 or u.shape[2] != n_inputs or 0 in u.shape:
-        raise NeurosheetError(f"{path}: inputs must have shape [T, B, {n_inputs}], got "
-                              f"{list(u.shape)}", "inputs")
-    u = u.astype(np.float32)
-    if not np.isfinite(u).all():
-        raise NeurosheetError(f"{path}: inputs contain NaN or infinite values (or values too "
-                              "large for float32)", "inputs")
-    return u
+    except (OSError, ValueError) as exc:
+        raise NeurosheetError(f"{path}: not a .npy array ({exc})") from None
+    if u.ndim != 3 or u.shape[2] != n_inputs:
+        raise NeurosheetError(f"{path}: inputs must have shape [T, B, {n_inputs}], got {list(u.shape)}")
+    return u.astype(np.float32)
 
 
-# ------------------------------------------------------------------ saved conversion
+# ------------------------------------------------------------------ saved circuits
 def save_conversion(run_dir: str | Path, spiking: SpikingCircuit) -> Path:
-    """Record the conversion constants in ``DIR/spiking/conversion.json``."""
-    data = spiking.summary()
-    data["graph_fingerprint"] = spiking.graph.fingerprint()
-    return write_json(RunDir(run_dir).conversion, data)
+    """Record the converted circuit in ``DIR/spiking/conversion.npz`` (+ a JSON summary)."""
+    run = RunDir(run_dir)
+    write_json(run.conversion_json, spiking.summary())
+    return spiking.save(run.conversion)
+
+
+def _read(path: Path, circuit: Circuit) -> SpikingCircuit | None:
+    """A saved spiking circuit on ``circuit``'s graph, or None when it belongs to another."""
+    if not path.is_file():
+        return None
+    try:
+        return SpikingCircuit.load(path, circuit.graph)
+    except NeurosheetError as exc:
+        if "fingerprint differs" in str(exc):
+            return None
+        raise
+
+
+def _from(sc: SpikingCircuit, circuit: Circuit) -> bool:
+    """Was ``sc`` made from these rate weights (and this graph)?"""
+    return (sc.meta.get("rate_weights") == rate_weights_fingerprint(circuit)
+            and sc.meta.get("graph_fingerprint") == circuit.graph.fingerprint())
 
 
 def load_conversion(run_dir: str | Path, circuit: Circuit,
                     config: ConversionConfig | None = None) -> SpikingCircuit | None:
-    """The saved conversion of this run, if it exists, belongs to ``circuit`` and used ``config``."""
-    path = RunDir(run_dir).conversion
-    if not path.is_file():
+    """The saved conversion of this run if it was made from ``circuit``'s current weights
+    (and with ``config``'s knobs); else None."""
+    sc = _read(RunDir(run_dir).conversion, circuit)
+    if sc is None or not _from(sc, circuit):
         return None
-    try:
-        data = json.loads(path.read_text())
-        if data["graph_fingerprint"] != circuit.graph.fingerprint():
+    saved = ConversionConfig(**sc.meta["conversion"])
+    if config is not None and saved.key() != config.key():
+        return None
+    return sc
+
+
+def load_tuned(run_dir: str | Path, circuit: Circuit,
+               config: ConversionConfig | None = None) -> SpikingCircuit | None:
+    """The run's fine-tuned circuit if it was tuned from ``circuit``'s current weights and its
+    neuron model is ``config``'s (it is then simulated at ``config.substeps``); else None."""
+    sc = _read(RunDir(run_dir).spiking_circuit, circuit)
+    if sc is None or not _from(sc, circuit):
+        return None
+    if config is not None:
+        if sc.neuron != config.neuron(sc.neuron.tau_syn_ms):
             return None
-        saved = ConversionConfig(**data["config"])
-        gate = data.get("gate")
-        report = None if gate is None else GateReport(
-            **{f.name: gate[f.name] for f in fields(GateReport)})
-        if report is not None and report.rel_error is None:  # saved as null: it diverged
-            report = replace(report, rel_error=math.inf)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise NeurosheetError(f"{path}: damaged conversion file ({exc})") from None
-    if config is not None and asdict(saved) != asdict(config):
-        return None
-    return SpikingCircuit(circuit, saved, float(data["g"]), float(data["beta"]),
-                          float(data["rate_percentile"]), report, tuple(data.get("notes", ())))
+        sc = sc.at_substeps(config.substeps)
+    return sc
+
+
+def save_tuned(run_dir: str | Path, spiking: SpikingCircuit) -> Path:
+    """Write the fine-tuned circuit to ``DIR/spiking/circuit.npz``."""
+    return spiking.save(RunDir(run_dir).spiking_circuit)
 
 
 def spiking_for_run(run_dir: str | Path, circuit: Circuit, config: ConversionConfig,
-                    calibration_trials: int, seed: int, inputs: np.ndarray | None = None
-                    ) -> SpikingCircuit:
-    """Reuse the run's saved conversion for ``config``, or calibrate (on task trials or
-    ``inputs``) and save it."""
+                    calibration_trials: int, seed: int, inputs: np.ndarray | None = None,
+                    tuned: bool | None = None) -> SpikingCircuit:
+    """The spiking circuit of a run: its fine-tuned circuit (``tuned``, default
+    ``config.finetuned``, and one matches), else its saved conversion for ``config``, else a
+    fresh conversion (calibrated on task trials or ``inputs``), which is saved."""
+    if tuned is None:
+        tuned = config.finetuned
+    if tuned and inputs is None:
+        found = load_tuned(run_dir, circuit, config)
+        if found is not None:
+            return found
     found = load_conversion(run_dir, circuit, config)
     if found is not None and inputs is None:
         return found
@@ -137,8 +150,5 @@ def spiking_for_run(run_dir: str | Path, circuit: Circuit, config: ConversionCon
         sc = convert(circuit, batch.inputs, config, mask=batch.decision, valid=valid_steps(batch))
     else:
         sc = convert(circuit, inputs, config)
-    if sc.gate is not None:
-        log.info("conversion gate: %s (%s)", sc.gate.message(),
-                 "passed" if sc.gate.passed else "FAILED")
     save_conversion(run_dir, sc)
     return sc

@@ -76,11 +76,13 @@ REGISTRY: dict[str, BackendSpec] = {
              _DEVICE)),
         BackendSpec(
             "snntorch", "spiking", "neurosheet.spiking.backends.snntorch:SnntorchBackend",
-            "spiking network in torch (snntorch neurons), batched over trials, CPU or GPU",
+            "spiking network in torch (snntorch Synaptic neurons), batched over trials, CPU or GPU",
             (_DEVICE,
              Option("batch_size", int, None, "trials simulated together (default 256)"),
              Option("matmul", str, None, "recurrent product: csr (the graph's edges) or dense",
-                    ("csr", "dense")))),
+                    ("csr", "dense")),
+             Option("dtype", str, None, "precision (default: the conversion's, float32)",
+                    ("float32", "float64")))),
         BackendSpec(
             "brian2", "spiking", "neurosheet.spiking.backends.brian2:Brian2Backend",
             "spiking network in Brian2 (the reference simulator), explicit edge arrays",

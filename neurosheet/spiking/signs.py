@@ -1,9 +1,10 @@
 """Dale's law through the spiking conversion: every spiking synapse keeps its rate sign.
 
-The conversion divides weights by a positive scale (one ``g``, or one per neuron), so signs
-survive by construction; this module *checks* it where a spiking network is built (conversion,
-each backend, the NIR export), so a future scale or quantizer that flips a sign fails loudly
-instead of silently breaking an E/I circuit.
+The conversion scales each neuron's weights by a positive factor and fine-tuning is kept on
+the same side of zero (see :func:`check_dale`), so an E/I circuit's signs survive; this module
+*checks* it where a spiking network is made (conversion, fine-tuning, the NIR export), so a
+scale, an optimizer step or a quantizer that flips a sign fails loudly instead of silently
+breaking an E/I circuit.
 """
 
 from __future__ import annotations
@@ -17,24 +18,21 @@ from neurosheet.graph.populations import sign_violations
 
 
 def dale_report(spiking: Any, rec_weights: np.ndarray | None = None) -> dict[str, Any] | None:
-    """Sign violations of a spiking circuit's recurrent (spike) and readout weights.
+    """Sign violations of a spiking circuit's recurrent and readout weights (None without E/I).
 
-    ``rec_weights`` defaults to ``spiking.spike_weights()`` (what the backends load). None for
-    a circuit without E/I types.
+    ``rec_weights`` defaults to ``spiking.w_rec`` (the per-spike jumps every backend loads).
     """
     graph = spiking.graph
     if graph.types is None:
         return None
     _, pre = graph.edges()
-    w = spiking.spike_weights() if rec_weights is None else rec_weights
+    w = np.asarray(spiking.w_rec if rec_weights is None else rec_weights)
     _, rpre = graph.readout.edges()
-    scale = np.asarray(spiking.g, dtype=np.float64)
     return {
         "excitatory": int(np.count_nonzero(graph.types > 0)),
         "inhibitory": int(np.count_nonzero(graph.types < 0)),
         "recurrent_violations": sign_violations(graph.types, pre, w),
-        "readout_violations": sign_violations(graph.types, rpre, spiking.circuit.w_out),
-        "scale_positive": bool(np.all(scale > 0)),
+        "readout_violations": sign_violations(graph.types, rpre, np.asarray(spiking.w_out)),
     }
 
 
@@ -43,10 +41,19 @@ def check_dale(spiking: Any, rec_weights: np.ndarray | None = None, where: str =
     rep = dale_report(spiking, rec_weights)
     if rep is None:
         return
-    if not rep["scale_positive"]:
-        raise NeurosheetError(f"{where}: a non-positive conversion scale would flip Dale's signs",
-                              "g")
     bad = rep["recurrent_violations"] + rep["readout_violations"]
     if bad:
         raise NeurosheetError(f"{where}: {bad} synapse(s) have the opposite sign of their "
                               "presynaptic neuron's type (Dale's law)", "types")
+
+
+def project_dale(graph: Any, w_rec: np.ndarray, w_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weights with every wrong-signed entry set to zero (the projection fine-tuning applies
+    after each step on an E/I circuit, like the rate model's sign parametrization)."""
+    if graph.types is None:
+        return w_rec, w_out
+    _, pre = graph.edges()
+    _, rpre = graph.readout.edges()
+    rec = np.where(np.sign(w_rec) * graph.types[pre] < 0, 0.0, w_rec).astype(w_rec.dtype)
+    out = np.where(np.sign(w_out) * graph.types[rpre] < 0, 0.0, w_out).astype(w_out.dtype)
+    return rec, out

@@ -1,8 +1,9 @@
 """One interface for every spiking backend: a SpikingCircuit and task inputs in, spike counts out.
 
-A backend simulates the discrete-time map documented in :mod:`neurosheet.spiking.conversion` for a
-batch of trials and returns :class:`SpikeResult`: spike counts per task step (what the readout
-decodes), optional full rasters of the first trials, and wall-clock times.
+A backend simulates the discrete-time map documented in :mod:`neurosheet.spiking.model` for a
+batch of trials and returns :class:`SpikeResult`: spike counts per task step, the readout
+logits (decoded by ``SpikingCircuit.decode`` from readout-weighted counts, the same function
+for every backend), optional full rasters of the first trials, and wall-clock times.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from neurosheet.spiking.conversion import SpikingCircuit
+from neurosheet.spiking.model import SpikingCircuit
 
 
 @dataclass
@@ -92,8 +93,16 @@ class SpikingBackend(ABC):
 
 
 def counts_from_spikes(steps: np.ndarray, trials: np.ndarray, neurons: np.ndarray,
-                       shape: tuple[int, int, int], substeps: int) -> np.ndarray:
-    """Spike counts per task step ``[T, B, N]`` from per-spike simulation-step indices."""
-    counts = np.zeros(shape, dtype=np.int32)
-    np.add.at(counts, (np.asarray(steps) // substeps, trials, neurons), 1)
-    return counts
+                       shape: tuple[int, int, int], substeps: int,
+                       weights: np.ndarray | None = None) -> np.ndarray:
+    """Spike counts per task step ``[T, B, N]`` from per-spike simulation-step indices; with
+    ``weights [K]`` each spike at sub-step j counts ``weights[j]`` (the readout's weighting)."""
+    steps = np.asarray(steps)
+    idx = (steps // substeps, trials, neurons)
+    if weights is None:
+        counts = np.zeros(shape, dtype=np.int32)
+        np.add.at(counts, idx, 1)
+        return counts
+    out = np.zeros(shape, dtype=np.float64)
+    np.add.at(out, idx, np.asarray(weights, dtype=np.float64)[steps % substeps])
+    return out

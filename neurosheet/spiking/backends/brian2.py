@@ -2,22 +2,27 @@
 
 One ``NeuronGroup`` holds ``trials x N`` neurons (each trial a copy of the sheet, so one run
 simulates a whole batch) and one ``Synapses`` object is connected from explicit ``i = pre``,
-``j = post`` arrays with ``w = w_rec / g``: the spiking network's synapses are exactly the rate
-graph's edges. The state update is the documented discrete-time map of
-:mod:`neurosheet.spiking.conversion` (as on digital neuromorphic chips), written as Brian2 code:
+``j = post`` arrays: the spiking network's synapses are exactly the rate graph's edges. The
+state update is the discrete-time map of :mod:`neurosheet.spiking.model` (exact integration of
+the CubaLIF equations over one step, as on digital neuromorphic chips), written as Brian2 code
+with ``S = (1 - beta) r I`` (what snntorch's ``Synaptic`` calls ``syn``)::
 
-    groups:     I = beta*I + (1 - beta)*(syn + drive(t, i)); syn = 0; v = clip(v + g*I, 0, inf)
-    thresholds: v > 1
-    synapses:   syn_post += w
-    resets:     v = clip(v - 1, 0, 1)
+    groups:     rst = int(v > theta); S = alpha*S + (syn + drive(t, i)); syn = 0; v = beta*v + S
+    thresholds: v > theta*(1 + rst)
+    synapses:   syn_post += w          (w = (1 - beta) r W_ij: one spike's jump, scaled)
+    resets:     v = 0                  (or v = v - theta with reset "subtract")
 
-which is step-for-step the snntorch backend's loop. The input current ``W_in u_t + b`` enters as
-a ``TimedArray`` with one row per task step.
+which is step-for-step the snntorch backend's ``Synaptic`` (``rst`` is snntorch's rule for a
+neuron still above threshold after a subtractive reset; it is always 0 with reset to zero).
+The input current ``(1 - beta) r (1 - alpha) (W_in u_t + b)`` enters as a ``TimedArray`` with
+one row per task step; the readout is decoded from the spike times by ``SpikingCircuit.decode``.
 
 Code generation: ``cython`` (the default when a C compiler and Cython work) or
 ``cpp_standalone`` (compiled once per call, further trial chunks re-run the binary with
 ``run_args``), falling back to ``numpy`` without a compiler. Builds are cached in the directory
 the caller gives (the run directory), so a second call does not compile again.
+:meth:`Brian2Backend.network` (also ``SpikingCircuit.brian2_network``) returns the Brian2
+``Network`` itself, for use in your own Brian2 code.
 """
 
 from __future__ import annotations
@@ -35,12 +40,14 @@ from tqdm import tqdm
 
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.spiking.backends.base import SpikeResult, SpikingBackend, counts_from_spikes
-from neurosheet.spiking.conversion import SpikingCircuit
+from neurosheet.spiking.model import SpikingCircuit
 
 TARGETS = ("auto", "cython", "cpp_standalone", "numpy")
 
-_STEP = "I = beta_s*I + (1 - beta_s)*(syn + drive(t, i))\nsyn = 0\nv = clip(v + g_s*I, 0, inf)"
-_EQS = "I : 1\nv : 1\nsyn : 1"
+_STEP = ("rst = int(v > theta_s)\nS = alpha_s*S + (syn + drive(t, i))\nsyn = 0\n"
+         "v = beta_s*v + S")
+_EQS = "S : 1\nv : 1\nsyn : 1\nrst : 1"
+_RESET = {"zero": "v = 0", "subtract": "v = v - theta_s"}
 
 
 def available_target(preferred: str = "auto", build_dir: str | Path | None = None) -> str:
@@ -114,35 +121,38 @@ class Brian2Backend(SpikingBackend):
     # ------------------------------------------------------------------ network
     @staticmethod
     def network(spiking: SpikingCircuit, drive: np.ndarray, trials: int) -> dict[str, Any]:
-        """Brian2 objects for ``trials`` copies of the circuit driven by ``drive [T, trials, N]``."""
+        """Brian2 objects for ``trials`` copies of the circuit driven by the input current
+        ``drive [T, trials, N]`` (``SpikingCircuit.drive``): ``net`` (a ``brian2.Network``),
+        ``group``, ``synapses``, ``mon`` (its ``SpikeMonitor``), ``drive`` (the ``TimedArray``),
+        the ``namespace`` to pass to ``net.run`` and the ``duration`` of the trials."""
         import brian2 as b2
 
         # Brian2 numbers code objects whose names are taken by live objects; collect the last
         # network first so names (and hence generated code) repeat and compiled code is reused.
         gc.collect()
         n = spiking.n
+        c = spiking.constants()
+        nm = spiking.neuron
         dt = spiking.sim_dt_ms * b2.ms
         steps = drive.shape[0]
-        ta = b2.TimedArray(drive.reshape(steps, trials * n), dt=spiking.task_dt_ms * b2.ms,
+        scaled = (c.gain * (1.0 - c.alpha)) * np.asarray(drive, dtype=np.float64)
+        ta = b2.TimedArray(scaled.reshape(steps, trials * n), dt=spiking.task_dt_ms * b2.ms,
                            name="drive")
-        group = b2.NeuronGroup(trials * n, _EQS, threshold="v > 1", reset="v = clip(v - 1, 0, 1)",
-                               dt=dt, name="sheet")
+        group = b2.NeuronGroup(trials * n, _EQS, threshold="v > theta_s*(1 + rst)",
+                               reset=_RESET[nm.reset], dt=dt, name="sheet")
         group.run_regularly(_STEP, when="groups", name="sheet_step")
         post, pre = spiking.edges()
         offsets = np.repeat(np.arange(trials, dtype=np.int64) * n, post.size)
         syn = b2.Synapses(group, group, "w : 1 (constant)", on_pre="syn_post += w", dt=dt,
                           name="sheet_syn")
         syn.connect(i=np.tile(pre, trials) + offsets, j=np.tile(post, trials) + offsets)
-        from neurosheet.spiking.signs import check_dale
-
-        weights = spiking.spike_weights()
-        check_dale(spiking, weights, "brian2")  # E/I circuits: signs checked as loaded
-        syn.w = np.tile(weights, trials)
+        syn.w = np.tile(c.gain * spiking.w_rec.astype(np.float64), trials)
         mon = b2.SpikeMonitor(group, name="sheet_spikes")
         net = b2.Network(group, syn, mon)
-        namespace = {"drive": ta, "beta_s": spiking.beta, "g_s": spiking.g}
-        return {"net": net, "mon": mon, "drive": ta, "namespace": namespace,
-                "duration": steps * spiking.task_dt_ms * b2.ms}
+        namespace = {"drive": ta, "alpha_s": c.alpha, "beta_s": c.beta,
+                     "theta_s": nm.threshold}
+        return {"net": net, "group": group, "synapses": syn, "mon": mon, "drive": ta,
+                "namespace": namespace, "duration": steps * spiking.task_dt_ms * b2.ms}
 
     @staticmethod
     def _collect(mon: Any, spiking: SpikingCircuit, steps: int, trials: int
@@ -168,14 +178,17 @@ class Brian2Backend(SpikingBackend):
         neuron = np.concatenate([s[2] for s in spikes])
         keep = trial < trials  # drop the zero-padded trials of a last, short chunk
         step, trial, neuron = step[keep], trial[keep], neuron[keep]
-        counts = counts_from_spikes(step, trial, neuron, (steps, trials, n), spiking.substeps)
+        shape = (steps, trials, n)
+        counts = counts_from_spikes(step, trial, neuron, shape, spiking.substeps)
+        weighted = counts_from_spikes(step, trial, neuron, shape, spiking.substeps,
+                                      spiking.readout_weights())
         rasters = []
         for b in range(min(record, trials)):
             sel = trial == b
             order = np.lexsort((neuron[sel], step[sel]))
             rasters.append((step[sel][order], neuron[sel][order]))
         return SpikeResult(
-            backend=self.name, counts=counts, logits=spiking.decode(counts),
+            backend=self.name, counts=counts, logits=spiking.decode(weighted),
             sim_dt_ms=spiking.sim_dt_ms, substeps=spiking.substeps, rasters=rasters,
             build_s=build_s, run_s=run_s, info={"target": target, "dtype": "float64"},
         )
@@ -242,11 +255,13 @@ class Brian2Backend(SpikingBackend):
                 objs = self.network(spiking, chunks[0][1], chunk)
                 objs["net"].run(objs["duration"], namespace=objs["namespace"])
                 device.build(directory=str(directory), compile=True, run=False)
+                c = spiking.constants()
+                factor = c.gain * (1.0 - c.alpha)  # as network() scales the current
                 build_s = time.perf_counter() - t0
                 for lo, part in tqdm(chunks, desc="brian2 cpp_standalone", unit="chunk",
                                      disable=not progress):
                     t1 = time.perf_counter()
-                    device.run(run_args={objs["drive"]: part.reshape(steps, -1)})
+                    device.run(run_args={objs["drive"]: (factor * part).reshape(steps, -1)})
                     run_s += time.perf_counter() - t1
                     step, trial, neuron = self._collect(objs["mon"], spiking, steps, chunk)
                     spikes.append((step, trial + lo, neuron))
@@ -257,3 +272,19 @@ class Brian2Backend(SpikingBackend):
             if tmp is not None:
                 tmp.cleanup()
         return build_s, run_s
+
+
+def brian2_network(spiking: SpikingCircuit, inputs: np.ndarray) -> dict[str, Any]:
+    """The Brian2 objects that simulate ``spiking`` on ``inputs [T, B, n_in]`` (B copies of the
+    sheet in one ``NeuronGroup``), for your own Brian2 code: ``net`` (a ``brian2.Network``),
+    ``group``, ``synapses``, ``mon`` (``SpikeMonitor``), ``drive`` (``TimedArray``), and the
+    ``namespace`` and ``duration`` to run it with::
+
+        objs = brian2_network(circuit, inputs)
+        objs["net"].run(objs["duration"], namespace=objs["namespace"])
+        spike_times, flat_index = objs["mon"].t, objs["mon"].i   # neuron = index % N
+
+    Runs in Brian2's current code-generation target (numpy unless you set another).
+    """
+    drive = spiking.drive(inputs)
+    return Brian2Backend.network(spiking, drive, drive.shape[1])

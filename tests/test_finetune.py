@@ -1,0 +1,171 @@
+"""Spike-aware fine-tuning: only the graph's edges train, exact resume, run-directory hand-off."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from neurosheet.cli import main
+from neurosheet.core.errors import NeurosheetError
+from neurosheet.graph.circuit import Circuit, save_run_circuit
+from neurosheet.spiking.conversion import ConversionConfig, convert
+from neurosheet.spiking.demo import random_circuit
+from neurosheet.spiking.finetune import FinetuneConfig, finetune, param_groups
+from neurosheet.spiking.model import SpikingCircuit
+from neurosheet.spiking.network import SpikingSheet
+
+BUSY = {"rate_hz": 1000.0, "tau_mem_ms": 50.0}
+TINY = {"batch": 4, "eval_every": 2, "eval_trials": 2, "substeps": (4,), "checkpoint_every": 2}
+
+
+def _task_circuit(seed: int = 3) -> Circuit:
+    """An untrained circuit shaped for the Mod-Cog go task (33 + 1 inputs, 17 outputs)."""
+    from neurosheet.tasks import N_OBS, N_OUT
+
+    c = random_circuit(36, density=0.2, n_inputs=N_OBS + 1, n_outputs=N_OUT, seed=seed)
+    return Circuit(c.graph, c.w_rec, c.w_in, c.b_rec, c.w_out, c.b_out, c.params, ("go",))
+
+
+@pytest.fixture(scope="module")
+def converted():
+    from neurosheet.spiking.persist import calibration_batch
+
+    c = _task_circuit()
+    cal = calibration_batch(c, 8, 0)
+    return c, convert(c, cal.inputs, ConversionConfig(substeps=8, gate="off", **BUSY))
+
+
+def test_finetuning_keeps_masked_synapses_exactly_zero(converted, tmp_path):
+    _, sc = converted
+    res = finetune(sc, tmp_path, FinetuneConfig(steps=4, **TINY))
+    last = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    net = SpikingSheet(sc)
+    net.load_state_dict(last)
+    tuned = net.to_circuit()
+    assert not np.array_equal(tuned.w_rec, sc.w_rec)  # the edge values trained
+    mask = sc.graph.adjacency.toarray() != 0
+    dense = tuned.rec_matrix().toarray()
+    assert not dense[~mask].any()  # every non-edge is exactly zero
+    # and the module has nothing to train off the edges: its parameters are the edge values
+    shapes = {n: tuple(p.shape) for n, p in net.named_parameters()}
+    assert shapes == {"w_rec": (sc.synapses,), "w_in": (sc.graph.inputs.synapses,),
+                      "b": (sc.n,), "w_out": (sc.graph.readout.synapses,),
+                      "b_out": (sc.n_outputs,)}
+    in_mask = sc.graph.inputs.mask.toarray() != 0
+    assert not tuned.in_matrix().toarray()[~in_mask].any()
+    assert res.circuit.graph.fingerprint() == sc.graph.fingerprint()
+    assert res.circuit.meta["source"] == "finetune"
+
+
+def test_gradients_reach_only_edge_values(converted):
+    _, sc = converted
+    net = SpikingSheet(sc)
+    from neurosheet.spiking.persist import calibration_batch
+
+    b = calibration_batch(sc_circuit := converted[0], 4, 1)
+    out = net(torch.as_tensor(b.inputs), substeps=4)
+    out.logits.sum().backward()
+    assert net.w_rec.grad is not None and net.w_rec.grad.shape == (sc.synapses,)
+    assert torch.isfinite(net.w_rec.grad).all() and net.w_rec.grad.abs().sum() > 0
+    assert sc_circuit.n == sc.n
+
+
+def test_resume_reproduces_an_uninterrupted_run(converted, tmp_path):
+    _, sc = converted
+    cfg = FinetuneConfig(steps=6, substeps=(3, 4), **{k: v for k, v in TINY.items()
+                                                      if k != "substeps"})
+    whole = finetune(sc, tmp_path / "whole", cfg)
+    part = tmp_path / "part"
+    first = finetune(sc, part, cfg, stop_after=4)
+    assert first.steps == 4
+    rest = finetune(sc, part, cfg)
+    assert rest.resumed_from == 4 and rest.steps == 6
+
+    def losses(d):
+        return [json.loads(line)["loss"] for line in (d / "metrics.jsonl").read_text().splitlines()
+                if json.loads(line)["kind"] == "train"]
+
+    assert losses(part) == losses(tmp_path / "whole")
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(part / "checkpoint.pt", weights_only=False)["model"]
+    for k in a:
+        assert torch.equal(a[k], b[k])
+    assert whole.best_step == rest.best_step
+
+
+def test_resume_refuses_other_settings(converted, tmp_path):
+    _, sc = converted
+    finetune(sc, tmp_path, FinetuneConfig(steps=2, **TINY))
+    with pytest.raises(NeurosheetError, match="other settings"):
+        finetune(sc, tmp_path, FinetuneConfig(steps=2, lr=0.5, **TINY))
+
+
+def test_param_groups_scale_the_step_to_each_array(converted):
+    _, sc = converted
+    net = SpikingSheet(sc)
+    groups = {g["name"]: g["lr"] for g in param_groups(net, 0.01)}
+    rms = float(net.w_in.detach().pow(2).mean().sqrt())
+    assert groups["w_in"] == pytest.approx(0.01 * rms)
+    assert set(groups) == {"w_rec", "w_in", "b", "w_out", "b_out"}
+
+
+@pytest.mark.parametrize("kwargs", [{"steps": 0}, {"lr": -1.0}, {"substeps": ()},
+                                    {"rate_l2": -1.0}, {"seed": -1}])
+def test_bad_finetune_knobs_are_one_line_errors(kwargs):
+    with pytest.raises(NeurosheetError) as err:
+        FinetuneConfig(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_to_snntorch_trains_in_a_users_own_loop(converted):
+    """The converted circuit as an nn.Module: a plain torch optimizer loop changes only edges."""
+    c, sc = converted
+    from neurosheet.spiking.persist import calibration_batch
+
+    net = sc.to_snntorch()
+    assert isinstance(net, torch.nn.Module)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    batch = calibration_batch(c, 4, 2)
+    before = net.w_rec.detach().clone()
+    for _ in range(2):
+        out = net(torch.as_tensor(batch.inputs), substeps=4)
+        loss = torch.nn.functional.cross_entropy(out.logits.flatten(0, 1),
+                                                 torch.as_tensor(batch.targets).flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert not torch.equal(before, net.w_rec.detach())
+    back = net.to_circuit()
+    assert isinstance(back, SpikingCircuit) and back.synapses == sc.synapses
+
+
+def test_finetune_cli_writes_the_circuit_every_command_uses(tmp_path, capsys):
+    c = _task_circuit(seed=5)
+    save_run_circuit(tmp_path, c)
+    argv = ["finetune", str(tmp_path), "--finetune-steps", "2", "--train-substeps", "4", "--batch",
+            "4", "--substeps", "6", "--rate-hz", "1000", "--tau-mem", "50", "--gate", "off",
+            "--calibration-trials", "8", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 2 and summary["substeps"] == 6
+    tuned_path = tmp_path / "spiking" / "circuit.npz"
+    assert tuned_path.is_file() and (tmp_path / "spiking" / "conversion.npz").is_file()
+    from neurosheet.spiking.persist import load_tuned, spiking_for_run
+
+    cfg = ConversionConfig(substeps=6, rate_hz=1000.0, tau_mem_ms=50.0, gate="off")
+    tuned = load_tuned(tmp_path, c, cfg)
+    assert tuned is not None and tuned.meta["source"] == "finetune"
+    assert spiking_for_run(tmp_path, c, cfg, 8, 0).fingerprint() == tuned.fingerprint()
+    assert spiking_for_run(tmp_path, c, cfg, 8, 0, tuned=False).meta["source"] == "conversion"
+    # new rate weights: the tuned circuit no longer belongs to the run
+    w = c.w_rec.copy()
+    w[0] += 1.0
+    assert load_tuned(tmp_path, c.with_weights(w_rec=w), cfg) is None
+    # simulate picks the tuned circuit up
+    assert main(["simulate", str(tmp_path), "--task", "go", "--trials", "2", "--substeps", "6",
+                 "--rate-hz", "1000", "--tau-mem", "50", "--gate", "off", "--json"]) == 0
+    sim = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sim["conversion"]["meta"]["source"] == "finetune"
