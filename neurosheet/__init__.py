@@ -12,6 +12,7 @@ The names below are imported on first use, so ``import neurosheet`` stays light.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 __version__ = "0.1.0"
@@ -36,3 +37,14 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(["__version__", *_LAZY])
+
+
+def _register_gym_ids() -> None:
+    """Register the Mod-Cog gymnasium ids (``neurosheet/ModCog-<task>-v0``) if gymnasium is
+    already imported; otherwise gymnasium's plugin entry point (pyproject.toml) registers them on
+    ``import gymnasium``. Never imports gymnasium itself, so ``import neurosheet`` stays light."""
+    if "gymnasium.envs.registration" in sys.modules:
+        importlib.import_module("neurosheet.tasks.gym_ids").register_envs()
+
+
+_register_gym_ids()

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 from neurosheet.graph.projections import attach_projections
 from neurosheet.graph.sheet import make_sheet
 from neurosheet.graph.wiring import build_graph
+
+# Compiled simulator code goes to one cache for the whole test session (subprocesses inherit
+# it), never to the user's own ~/.cache/neurosheet.
+os.environ.setdefault("NEUROSHEET_CACHE", tempfile.mkdtemp(prefix="neurosheet-test-cache-"))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from neurosheet.cli import main
 
-SHORT = ["--steps", "60", "--trials", "4", "--gate", "warn",
+SHORT = ["--steps", "60", "--trials", "16", "--gate", "warn",
          "--brian2-target", "numpy", "--no-progress"]
 
 

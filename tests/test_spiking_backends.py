@@ -114,7 +114,7 @@ def test_cpp_standalone_matches_and_leaves_brian2_usable(sc64, brian_numpy, tmp_
     sc, u = sc64
     b2 = Brian2Backend(target="cpp_standalone", build_dir=tmp_path, batch_size=16).run(sc, u)
     assert b2.info["target"] == "cpp_standalone" and b2.build_s > 0
-    assert (tmp_path / "standalone").is_dir()
+    assert not list(tmp_path.glob("standalone-*"))  # the call's project folder is removed
     np.testing.assert_array_equal(b2.counts, brian_numpy.counts)
     again = Brian2Backend(target="numpy").run(sc, u[:, :3])  # runtime mode works afterwards
     np.testing.assert_array_equal(again.counts, brian_numpy.counts[:, :3])
@@ -136,3 +136,11 @@ def test_bad_backend_options_are_one_line_errors():
         Brian2Backend(target="gpu")
     with pytest.raises(NeurosheetError, match="matmul"):
         SnntorchBackend(matmul="coo")
+
+
+def test_run_directories_share_one_compiled_code_cache(tmp_path, monkeypatch):
+    """Brian2's compiled code lives in the user cache, not in each run or report folder."""
+    monkeypatch.setenv("NEUROSHEET_CACHE", str(tmp_path / "cache"))
+    a = Brian2Backend.from_run(tmp_path / "run-a")
+    b = Brian2Backend.from_run(tmp_path / "run-b")
+    assert a.build_dir == b.build_dir == tmp_path / "cache" / "brian2"

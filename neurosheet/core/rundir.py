@@ -14,7 +14,7 @@ trimmed back to the last checkpoint on resume)::
     summary.json       steps done, final accuracy, steps to criterion, wall time
     plots/learning_curves.png
     spiking/conversion.json   the saved conversion (keyed on graph, weights and knobs)
-    spiking/brian2/           Brian2's build cache for this run
+    spiking/brian2/           (older runs) Brian2 build cache; now in the user cache
     spike_counts.npz   spikes per neuron per trial (the synaptic-op budget's activity)
     pruned/            BIMT runs: the pruned circuit, a run directory of its own
 """

@@ -86,8 +86,7 @@ REGISTRY: dict[str, BackendSpec] = {
             "spiking network in Brian2 (the reference simulator), explicit edge arrays",
             (Option("target", str, None, "code generation (default auto: cython with a "
                     "compiler, else numpy)", ("auto", "cython", "cpp_standalone", "numpy")),
-             Option("batch_size", int, None, "trials per Brian2 network (default 32)")),
-            run_files=("brian2_build",)),
+             Option("batch_size", int, None, "trials per Brian2 network (default 32)"))),
     )
 }
 

@@ -1,10 +1,13 @@
-"""Each Mod-Cog task as a neurogym ``TrialEnv``: one trial at a time, neurogym's own plumbing.
+"""Each Mod-Cog task as a neurogym ``TrialEnv`` (a gymnasium ``Env``): one trial at a time.
 
 This is the readable, per-trial definition of every task (periods via ``add_period`` and
-neurogym timing specs, stimuli via yang19's ``_gaussianbump``), for use with neurogym tools
-(``ScheduleEnvs``, ``Dataset``, RL loops) and as the check on the vectorized generator in
-``trials.py``: both draw from the same distributions, and given the same trial parameters
-(keyword arguments of ``new_trial``) they produce identical inputs and targets.
+neurogym timing specs, stimuli via yang19's ``_gaussianbump``), for use with gymnasium and
+neurogym tools (``gym.make``, ``ngym.make``, ``ScheduleEnvs``, ``Dataset``, RL loops) and as
+the check on the vectorized generator in ``trials.py``: both draw from the same distributions,
+and given the same trial parameters (keyword arguments of ``new_trial``) they produce identical
+inputs and targets. ``mode="reference"`` renders each trial with the vectorized generator's
+reference mode instead (the reference code's quirks, docs/modcog.md). Every task is registered
+as a gymnasium id (``neurosheet.tasks.gym_ids``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,11 @@ from neurosheet.tasks.registry import (
     resolve_tasks,
     task_spec,
 )
-from neurosheet.tasks.trials import DLYDM_PAIRS, DM_COHS, HALF, SIGMA
+from neurosheet.tasks.trials import DLYDM_PAIRS, DM_COHS, HALF, MODES, SIGMA
+
+# the slot (of trials.PERIODS: fixation, stim1, delay, stim2, decision) of each period name
+_SLOT = {"fixation": 0, "stimulus": 1, "stim1": 1, "sample": 1, "delay": 2, "stim2": 3,
+         "test": 3, "decision": 4}
 
 
 def _timing(spec: Any) -> dict[str, Any]:
@@ -60,32 +67,58 @@ class ModCogEnv(TrialEnv):
 
     Observation 33 = fixation + two rings of 16; actions 17 = fixate + 16 directions.
     ``new_trial`` accepts any of the drawn parameters as keywords (``fixation``/``delay`` in
-    ms, ``modality``, ``loc1``, ``loc2``, ``strength1``, ``strength2``, ``match``) to fix them.
+    ms, ``modality``, ``loc1``, ``loc2``, ``strength1``, ``strength2``, ``match``) to fix them
+    (fixed mode only). ``reset(seed=s)`` (gymnasium) and ``seed(s)`` (neurogym) both reseed the
+    trial generator, so the trials after them are reproducible. The task definition is
+    ``task_spec`` (``spec`` is gymnasium's ``EnvSpec``, set by ``gym.make``).
+    ``mode="reference"``: trial i is trial i of ``TrialSampler([task], seed=s,
+    mode="reference").sample_task(task, ...)``, the reference code's quirks included.
     """
 
     metadata = {  # noqa: RUF012
         "paper_name": "Winning the lottery with neural connectivity constraints (Mod-Cog)",
         "paper_link": "https://arxiv.org/abs/2207.03523",
         "tags": ["supervised", "multitask", "working memory"],
+        "render_modes": [],
     }
 
-    def __init__(self, task: str, dt: int = DT_MS, noise: bool = True) -> None:
+    def __init__(self, task: str, dt: int = DT_MS, noise: bool = True,
+                 mode: str = "fixed") -> None:
         if dt != DT_MS:
-            raise NeurosheetError(f"Mod-Cog tasks are defined at dt = {DT_MS} ms, got {dt}")
+            raise NeurosheetError(f"Mod-Cog tasks are defined at dt = {DT_MS} ms, got dt={dt}")
+        if mode not in MODES:
+            raise NeurosheetError(f"unknown task mode {mode!r}; use one of {', '.join(MODES)}")
         super().__init__(dt=dt)
-        self.spec = task_spec(task)
+        self.task_spec = task_spec(task)
+        self.mode = mode
         self.noise = noise
         self.sigma = SIGMA
         self.theta = np.arange(N_RING) * 2 * np.pi / N_RING
-        self.timing = _timing(self.spec)
+        self.timing = _timing(self.task_spec)
         self.rewards = {"abort": -0.1, "correct": 1.0, "fail": 0.0}
         self.n_trials_made = 0
+        self._trial_seed: int | None = None
+        self._reference: Any = None  # reference mode: a TrialSampler over this task
         self.observation_space = spaces.Box(
             -np.inf, np.inf, shape=(N_OBS,), dtype=np.float32,
             name={"fixation": 0, "stimulus_mod1": range(1, N_RING + 1),
                   "stimulus_mod2": range(N_RING + 1, 2 * N_RING + 1)})
         self.action_space = spaces.Discrete(
             N_OUT, name={"fixation": 0, "choice": range(1, N_RING + 1)})
+
+    def seed(self, seed: int | None = None) -> list[int | None]:
+        """Reseed the trial generator (neurogym's interface); ``None`` draws fresh entropy."""
+        out = super().seed(seed)
+        self._trial_seed = seed
+        self._reference = None
+        return out
+
+    def reset(self, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """gymnasium's reset: with ``seed``, the trials from here on are reproducible."""
+        if seed is not None:
+            self.seed(seed)
+        return super().reset(seed=seed, options=options)
 
     def _bump(self, loc: int, strength: float = 1.0) -> np.ndarray:
         return _gaussianbump(self.theta[int(loc) % N_RING], self.theta, strength)
@@ -95,24 +128,50 @@ class ModCogEnv(TrialEnv):
 
     def _new_trial(self, **kwargs: Any) -> dict[str, Any]:
         self.n_trials_made += 1
-        family = self.spec.family
-        trial = {"go": self._go, "dm": self._dm, "dms": self._dms}[family](kwargs)
+        if self.mode == "reference":
+            return self._reference_trial(kwargs)
+        spec = self.task_spec
+        trial = {"go": self._go, "dm": self._dm, "dms": self._dms}[spec.family](kwargs)
         delay_steps = int(self._duration.get("delay", 0) // self.dt)
-        int_shift = self.spec.int_dir * delay_steps
+        int_shift = spec.int_dir * delay_steps
         self.set_groundtruth(0)
         if trial["respond"]:
             target = (trial["answer"] + int_shift) % N_RING
             dec = self.view_groundtruth("decision")
-            dec[:] = 1 + (target + self.spec.seq_dir * np.arange(len(dec))) % N_RING
+            dec[:] = 1 + (target + spec.seq_dir * np.arange(len(dec))) % N_RING
         else:
             target = -1
             trial["answer"] = -1
-        trial.update(task=self.spec.name, delay_steps=delay_steps, int_shift=int_shift,
+        trial.update(task=spec.name, delay_steps=delay_steps, int_shift=int_shift,
                      target=target, fixation_steps=int(self._duration["fixation"] // self.dt))
         return trial
 
+    def _reference_trial(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The next trial of this task's reference-mode sampler stream, as neurogym periods."""
+        if kwargs:
+            raise NeurosheetError(f"reference-mode trials cannot be fixed by parameters; got "
+                                  f"{', '.join(sorted(kwargs))} (use mode='fixed')")
+        if self._reference is None:
+            from neurosheet.tasks.dataset import TrialSampler
+
+            seed = self._trial_seed
+            if seed is None:
+                seed = int(self.rng.randint(2**31))
+            self._reference = TrialSampler([self.task_spec.name], seed=seed, noise=self.noise,
+                                           mode="reference")
+        b = self._reference.sample_task(self.task_spec.name, 1)
+        steps = b.info["durations"][0]
+        periods = list(self.timing)
+        self.add_period(periods, duration=[int(steps[_SLOT[p]]) * self.dt for p in periods])
+        n = int(b.lengths[0])
+        self.add_ob(b.inputs[:n, 0, :N_OBS])
+        self.set_groundtruth(b.targets[:n, 0])
+        trial = {k: v[0].tolist() for k, v in b.info.items()}
+        trial["task"] = self.task_spec.name
+        return trial
+
     def _go(self, kw: dict[str, Any]) -> dict[str, Any]:
-        b = self.spec.base
+        b = self.task_spec.base
         c = int(kw["loc1"]) if "loc1" in kw else int(self.rng.choice(N_RING))
         m = int(kw["modality"]) if "modality" in kw else int(self.rng.choice(2))
         stim = self._bump(c + HALF * b.anti)
@@ -129,7 +188,7 @@ class ModCogEnv(TrialEnv):
                 "answer": c}
 
     def _dm(self, kw: dict[str, Any]) -> dict[str, Any]:
-        b = self.spec.base
+        b = self.task_spec.base
         i1 = int(kw["loc1"]) if "loc1" in kw else int(self.rng.choice(N_RING))
         if "loc2" in kw:
             i2 = int(kw["loc2"])
@@ -175,7 +234,7 @@ class ModCogEnv(TrialEnv):
                 "match": False, "respond": True, "answer": answer}
 
     def _dms(self, kw: dict[str, Any]) -> dict[str, Any]:
-        b = self.spec.base
+        b = self.task_spec.base
         m = int(kw["modality"]) if "modality" in kw else int(self.rng.choice(2))
         match = bool(kw["match"]) if "match" in kw else bool(self.rng.choice(2))
         i_s = int(kw["loc1"]) if "loc1" in kw else int(self.rng.choice(N_RING))
@@ -211,23 +270,23 @@ class ModCogEnv(TrialEnv):
         return self.ob_now, reward, False, False, {"new_trial": new_trial, "gt": gt}
 
 
-def make_env(task: str, seed: int | None = None, noise: bool = True) -> ModCogEnv:
+def make_env(task: str, seed: int | None = None, noise: bool = True,
+             mode: str = "fixed") -> ModCogEnv:
     """A seeded :class:`ModCogEnv` for one task (name or alias)."""
-    env = ModCogEnv(task, noise=noise)
+    env = ModCogEnv(task, noise=noise, mode=mode)
     env.seed(seed)
     return env
 
 
 def make_schedule_env(tasks: Sequence[str], seed: int = 0, noise: bool = True,
-                      rule_input: bool = True) -> ScheduleEnvs:
+                      rule_input: bool = True, mode: str = "fixed") -> ScheduleEnvs:
     """neurogym ``ScheduleEnvs`` over ``tasks`` with a one-hot rule input, as in the reference
     README; task ``i`` is seeded with ``seed + i`` (``ScheduleEnvs.seed`` would give all the
     same stream)."""
     names = resolve_tasks(tasks)
-    envs = [make_env(t, seed + i, noise) for i, t in enumerate(names)]
+    envs = [make_env(t, seed + i, noise, mode) for i, t in enumerate(names)]
     sched = scheduler.RandomSchedule(len(envs))
     sched.seed(seed)
     env = ScheduleEnvs(envs, sched, env_input=rule_input)
     env.reset()
     return env
-

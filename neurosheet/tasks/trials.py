@@ -4,9 +4,11 @@ Every trial, whatever its task, is laid out as five periods (steps at dt = 100 m
 ``fixation, stim1, delay, stim2, decision`` where unused periods have length 0 (Go: stim1 is
 the stimulus, stim2 is empty; reaction-time Go: only fixation and decision; DM: stim1 shows
 both stimuli, or stim1/stim2 around a delay for the delayed variants; DMS: sample/test).
-:func:`draw_params` draws every trial's parameters from one seeded Generator;
-:func:`render` turns them into inputs and targets. ``envs.ModCogEnv`` is the same definition
-written trial by trial on neurogym's ``TrialEnv``; tests check the two agree.
+:func:`draw_params` draws every trial's parameters from one seeded Generator and
+:func:`draw_noise` each trial's own input noise; :func:`render` turns both into inputs and
+targets, so a trial's content never depends on the other trials rendered with it.
+``envs.ModCogEnv`` is the same definition written trial by trial on neurogym's ``TrialEnv``;
+tests check the two agree.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from neurosheet.core.errors import NeurosheetError
 from neurosheet.tasks.registry import N_OBS, N_RING, SPECS
 
 PERIODS = ("fixation", "stim1", "delay", "stim2", "decision")
@@ -27,6 +30,8 @@ SIGMA = 1.0 / np.sqrt(100.0)  # input noise sigma / sqrt(dt), as in the referenc
 DM_COHS = np.array([0.08, 0.16, 0.32, 0.64])
 DLYDM_PAIRS = np.array([(a, b) for a in (0.3, 0.6, 1.0) for b in (0.3, 0.6, 1.0) if a != b])
 HALF = N_RING // 2
+STIM_STEPS = 5  # every stimulus slot (stim1, stim2) lasts 0 or 5 steps
+NOISE_SHAPE = (2, STIM_STEPS, N_OBS)  # one trial's noise draws: slot, step in the slot, channel
 
 
 def ring_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -78,8 +83,10 @@ MODES = ("fixed", "reference")
 
 @dataclass
 class ReferenceQuirks:
-    """Sampler-held state for ``mode="reference"``: the reference draws one DMS delay per task
-    and modality when it builds its envs, and alternates the modality of Go/DMS trials."""
+    """State for ``mode="reference"``: the reference draws one DMS delay per task and modality
+    when it builds its envs, and alternates the modality of Go/DMS trials (``next_modality``
+    advances with every trial drawn; each trial stream of a sampler holds its own, see
+    :meth:`fork`)."""
 
     frozen_delay: np.ndarray  # int64 [n_registry, 2]: steps, floor(U(200, 1200) ms / dt)
     next_modality: np.ndarray  # int64 [n_registry]
@@ -88,6 +95,10 @@ class ReferenceQuirks:
     def draw(cls, rng: np.random.Generator) -> ReferenceQuirks:
         n = len(SPECS)
         return cls(rng.integers(2, 12, (n, 2)), rng.integers(0, 2, n))
+
+    def fork(self) -> ReferenceQuirks:
+        """The same frozen delays with an alternation state of its own."""
+        return ReferenceQuirks(self.frozen_delay, self.next_modality.copy())
 
     def modalities(self, g: np.ndarray) -> np.ndarray:
         """Alternating modality of each trial (in batch order within a task); advances state."""
@@ -238,10 +249,10 @@ def layout(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     stim_loc1 = np.where(is_go, (params["loc1"] + HALF * TABLE["anti"][g]) % N_RING,
                          params["loc1"])
     shift = params["stim_shift"]
-    if np.any(shift != 0):  # off-grid stimuli (reference Go-int)
-        bump1 = (0.8 * np.exp(-ring_distance_float(stim_loc1 + shift) ** 2 / 2.0))
-    else:
-        bump1 = BUMP[stim_loc1]
+    bump1 = BUMP[stim_loc1].astype(np.float64)
+    off = shift != 0  # off-grid stimuli (reference Go-int), computed for those trials only
+    if off.any():
+        bump1[off] = 0.8 * np.exp(-ring_distance_float(stim_loc1[off] + shift[off]) ** 2 / 2.0)
     c1 = params["strength1"][:, :, None] * bump1[:, None, :]  # [n, 2, 16]
     c2 = params["strength2"][:, :, None] * BUMP[np.maximum(params["loc2"], 0)][:, None, :]
     first = c1 + together[:, None, None] * c2
@@ -261,13 +272,27 @@ def layout(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-def render(params: dict[str, np.ndarray], rng: np.random.Generator | None,
-           noise: bool = True) -> Trials:
+def draw_noise(params: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """``[n, 2, 5, 33]`` input noise of drawn ``params`` (trials in order): standard normals for
+    each stimulus slot that carries noise (DM and DMS trials, slots of nonzero length), zeros
+    elsewhere. A trial's draws depend only on the trials before it, never on those after."""
+    g = params["task_id"]
+    n = g.shape[0]
+    fam = TABLE["family"][g]
+    # DM and DMS show a first stimulus; DMS and delayed DM a second one (layout's slots)
+    noisy = np.stack([fam != 0, (fam == 2) | ((fam == 1) & TABLE["delayed"][g])], axis=1)
+    out = np.zeros((n, *NOISE_SHAPE), dtype=np.float32)
+    out[noisy] = rng.standard_normal((int(noisy.sum()), *NOISE_SHAPE[1:]), dtype=np.float32)
+    return out
+
+
+def render(params: dict[str, np.ndarray], noise: np.ndarray | None = None) -> Trials:
     """Inputs [T, B, 33], targets [T, B] and decision mask of drawn ``params`` (T = longest).
 
-    Fixation input is 1 on every step before the decision period and 0 from its first step;
-    noise (sigma 0.1) is added from ``rng`` to the stimulus channels of DM and DMS trials
-    during their stimulus periods when ``noise`` is true.
+    Fixation input is 1 on every step before the decision period and 0 from its first step.
+    ``noise`` (from :func:`draw_noise`, or None for noise-free inputs) is added, times sigma
+    0.1, to the stimulus channels of DM and DMS trials during their stimulus periods: step s of
+    slot k of trial b gets ``noise[b, k, s]``, so each trial reads only its own draws.
     """
     lay = layout(params)
     dur = lay["durations"]
@@ -289,12 +314,15 @@ def render(params: dict[str, np.ndarray], rng: np.random.Generator | None,
     if rt.any():
         ti, bi = np.nonzero(decision & rt)
         obs[ti, bi, 1:] = lay["decision_stim"][bi]
-    if noise and rng is not None:
-        noisy = (in_s1 | in_s2) & lay["noise"].any(axis=1)
-        ti, bi = np.nonzero(noisy)
-        if ti.size:
-            eps = rng.standard_normal((ti.size, N_OBS), dtype=np.float32)
-            obs[ti, bi] += eps * np.float32(SIGMA) * lay["noise"][bi]
+    if noise is not None:
+        if noise.shape != (n, *NOISE_SHAPE):
+            raise NeurosheetError(f"noise must have shape {(n, *NOISE_SHAPE)}, got {noise.shape}")
+        noisy = lay["noise"].any(axis=1)
+        for slot, where, start in ((0, in_s1, ends[:, 0]), (1, in_s2, ends[:, 2])):
+            ti, bi = np.nonzero(where & noisy)
+            if ti.size:
+                eps = noise[bi, slot, ti - start[bi]]
+                obs[ti, bi] += eps * np.float32(SIGMA) * lay["noise"][bi]
     step = t - dec_start
     seq_dir = TABLE["seq_dir"][params["task_id"]]
     ring = params["target"] + seq_dir * step
@@ -307,5 +335,7 @@ def render(params: dict[str, np.ndarray], rng: np.random.Generator | None,
 
 def generate(task_ids: np.ndarray, rng: np.random.Generator, noise: bool = True,
              quirks: ReferenceQuirks | None = None) -> Trials:
-    """Draw and render trials for registry indices ``task_ids`` (any mix of tasks)."""
-    return render(draw_params(task_ids, rng, quirks), rng, noise=noise)
+    """Draw and render trials for registry indices ``task_ids`` (any mix of tasks): first every
+    trial's parameters, then (with ``noise``) every trial's noise, all from ``rng``."""
+    params = draw_params(task_ids, rng, quirks)
+    return render(params, draw_noise(params, rng) if noise else None)

@@ -64,7 +64,11 @@ def available_target(preferred: str = "auto", build_dir: str | Path | None = Non
 
 @contextlib.contextmanager
 def codegen_prefs(build_dir: str | Path | None, target: str | None = None) -> Iterator[None]:
-    """Set Brian2's (global) code-generation preferences for one call and restore them after."""
+    """Set Brian2's (global) code-generation preferences for one call and restore them after.
+
+    Compiled Cython modules go to ``build_dir/cython`` (Brian2 keys them by their generated
+    code, so one folder serves every circuit and process: by default the user's cache folder).
+    """
     from brian2 import prefs
 
     keys = ["codegen.target", "codegen.runtime.cython.cache_dir", "core.default_float_dtype"]
@@ -100,10 +104,11 @@ class Brian2Backend(SpikingBackend):
 
     @classmethod
     def from_run(cls, run: Any, **options: Any) -> Brian2Backend:
-        """Cache the compiled code in the run directory's Brian2 build folder."""
-        from neurosheet.core.rundir import RunDir
+        """Compiled code in the user's cache folder, shared by every run and report folder, so
+        a fresh report does not recompile (``NEUROSHEET_CACHE`` moves it)."""
+        from neurosheet.core.cache import user_cache_dir
 
-        options.setdefault("build_dir", RunDir(run).brian2_build)
+        options.setdefault("build_dir", user_cache_dir("brian2"))
         return cls(**options)
 
     # ------------------------------------------------------------------ network
@@ -219,12 +224,10 @@ class Brian2Backend(SpikingBackend):
         from brian2.devices.device import get_device, reset_device
 
         steps = drive_all.shape[0]
-        tmp = None
-        if self.build_dir is None:
-            tmp = tempfile.TemporaryDirectory(prefix="neurosheet-brian2-")
-            directory = Path(tmp.name)
-        else:
-            directory = self.build_dir / "standalone"
+        # a project folder of this call's own (processes sharing a cache never collide);
+        # compiled once here, then the binary is re-run for every chunk of trials
+        tmp = tempfile.TemporaryDirectory(prefix="standalone-", dir=self.build_dir)
+        directory = Path(tmp.name)
         chunks = list(self._chunks(drive_all, chunk))
         build_s = run_s = 0.0
         try:
