@@ -65,19 +65,21 @@ def backend_logits_fn(name: str, circuit: Circuit, *, run: str | Path | None = N
 
 
 def evaluate_backend(circuit: Circuit, name: str = "rate", tasks: tuple[str, ...] | None = None,
-                     trials: int = 64, trial_seed: int = 0, **kwargs: Any) -> dict[str, Any]:
+                     trials: int = 64, trial_seed: int = 0, task_mode: str = "fixed",
+                     **kwargs: Any) -> dict[str, Any]:
     """Held-out accuracy of ``circuit`` run by backend ``name`` (per task and mean).
 
     ``trial_seed`` is the seed of the held-out trials; ``kwargs`` go to
     :func:`backend_logits_fn` (``run``, ``conversion``, ``calibration_trials``, the run's
-    ``seed`` for calibration, ``progress`` and the backend's options).
+    ``seed`` for calibration, ``progress`` and the backend's options); ``task_mode`` is the
+    task generator of the held-out trials ('fixed' or 'reference', as the run was trained).
     """
     from neurosheet.rate.evaluation import evaluate_circuit
 
     kwargs.setdefault("seed", 0)
     fn = backend_logits_fn(name, circuit, **kwargs)
     return evaluate_circuit(circuit, tasks or circuit.tasks, trials, trial_seed, logits_fn=fn,
-                            backend=name)
+                            backend=name, mode=task_mode)
 
 
 def compare(spiking: dict[str, Any], rate: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +131,8 @@ def format_comparison(backend: str, cmp: dict[str, Any], trials: int | None = No
                  f"{s['step_accuracy']:>8.3f}/{q['step_accuracy']:.3f}"
                  f"{s['yang_success']:>8.3f}/{q['yang_success']:.3f}")
     per = f" ({trials} trials per task, the same for both)" if trials else ""
-    lines.append(f"spiking / rate trial success {_num(cmp['ratio'])} (worst task "
+    ratio = "undefined (rate accuracy 0)" if cmp["ratio"] is None else _num(cmp["ratio"])
+    lines.append(f"spiking / rate trial success {ratio} (worst task "
                  f"{_num(cmp['worst_task_ratio'])}; step accuracy {_num(cmp['step_ratio'])})"
                  f"{per}")
     lines.append("trial success: fixation held and the right unit on every decision step "

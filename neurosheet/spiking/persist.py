@@ -60,14 +60,31 @@ def load_inputs(path: str | Path, n_inputs: int) -> np.ndarray:
     """A user's input array ``[T, B, n_in]`` from ``.npy``."""
     path = Path(path)
     if not path.is_file():
-        raise NeurosheetError(f"inputs file not found: {path}")
+        raise NeurosheetError(f"inputs file not found: {path}", "inputs")
     try:
         u = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise NeurosheetError(f"{path}: not a .npy array ({exc})") from None
-    if u.ndim != 3 or u.shape[2] != n_inputs:
-        raise NeurosheetError(f"{path}: inputs must have shape [T, B, {n_inputs}], got {list(u.shape)}")
-    return u.astype(np.float32)
+        if isinstance(u, np.lib.npyio.NpzFile):
+            names = list(u.files)
+            u.close()
+            raise NeurosheetError(f"{path}: an .npz archive ({', '.join(names[:3]) or 'empty'}),"
+                                  " not one .npy array", "inputs")
+    except NeurosheetError:
+        raise
+    except Exception as exc:  # numpy raises many types for damaged files
+        detail = "pickled object, not an array" if "pickle" in str(exc) else \
+            (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise NeurosheetError(f"{path}: not a readable .npy array ({detail})", "inputs") from None
+    if not np.issubdtype(u.dtype, np.number) or np.issubdtype(u.dtype, np.complexfloating):
+        raise NeurosheetError(f"{path}: inputs must be real numbers, got dtype {u.dtype}",
+                              "inputs")
+    if u.ndim != 3 or u.shape[2] != n_inputs or 0 in u.shape:
+        raise NeurosheetError(f"{path}: inputs must have shape [T, B, {n_inputs}], got "
+                              f"{list(u.shape)}", "inputs")
+    u = u.astype(np.float32)
+    if not np.isfinite(u).all():
+        raise NeurosheetError(f"{path}: inputs contain NaN or infinite values (or values too "
+                              "large for float32)", "inputs")
+    return u
 
 
 # ------------------------------------------------------------------ saved circuits
