@@ -196,6 +196,15 @@ def test_run_is_interrupted_resumed_and_reported(tmp_path):
     assert (out / "plots" / "curves.png").stat().st_size > 1000
     claims = json.loads((out / "report.json").read_text())["claims"]
     assert {c["verdict"] for c in claims} <= {"supported", "not supported", "inconclusive"}
+    # a design changed after its runs finished is not silently mixed with the old results
+    changed = out / "changed.toml"
+    changed.write_text((ROOT / "experiments" / "ci.toml").read_text().replace(
+        "steps = 6\n", "steps = 7\n"))
+    from neurosheet.experiments.runner import run_experiment
+
+    rows = run_experiment(changed, out, "tiny")
+    assert {r["status"] for r in rows} == {"failed"}
+    assert "other settings" in rows[0]["error"]
 
 
 # --------------------------------------------------------------------- science CI can afford

@@ -101,16 +101,28 @@ def run_job(job: Job) -> dict[str, Any]:
     settings = job_settings(design, scale, cond)
     state = job_state(job)
     if state == "done":
-        return {**json.loads(Path(job.result).read_text()), "status": "skipped"}
+        return _finished(job, settings)
     lock = _acquire(Path(job.run_dir + ".lock"))
     if lock is None:  # another runner on the same folder trains it now
         return {**asdict(job), "status": "busy"}
     try:
         if job_state(job) == "done":  # finished by another runner meanwhile
-            return {**json.loads(Path(job.result).read_text()), "status": "skipped"}
+            return _finished(job, settings)
         return _run_locked(job, design, scale, cond, settings, state)
     finally:
         lock.unlink(missing_ok=True)
+
+
+def _finished(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
+    """A finished job's result; one made with other settings is an error, never reused."""
+    result = json.loads(Path(job.result).read_text())
+    same = json.dumps(result.get("settings"), sort_keys=True) == json.dumps(
+        json.loads(json.dumps(settings)), sort_keys=True)
+    if not same:
+        raise NeurosheetError(
+            f"{job.result} was made with other settings than the design now gives "
+            f"{job.condition} at this scale; use another output folder", "out")
+    return {**result, "status": "skipped"}
 
 
 def _acquire(lock: Path) -> Path | None:
@@ -316,8 +328,7 @@ def run_experiment(design_ref: str | Path, out: str | Path, scale: str = "small"
                               "executor")
     _, jobs = prepare(design_ref, out, scale)
     todo = [j for j in jobs if job_state(j) != "done"]
-    skipped = [{"condition": j.condition, "seed": j.seed, "status": "skipped"}
-               for j in jobs if job_state(j) == "done"]
+    skipped = [_safe(j) for j in jobs if job_state(j) == "done"]  # checks their settings
     for row in skipped:
         if on_done:
             on_done(row)
