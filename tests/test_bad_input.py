@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny import TINY_TOML
 
 from neurosheet.cli import main
 from neurosheet.core.errors import NeurosheetError
@@ -30,21 +31,7 @@ from neurosheet.core.presets import resolve_preset
 from neurosheet.core.rundir import RunDir
 from neurosheet.tasks.registry import N_OBS
 
-TINY = """description = "tiny run for the bad-input corpus"
-[sheet]
-n = 25
-rule = "radius"
-density = 0.25
-[dynamics]
-substeps = 1
-[training]
-steps = 3
-batch = 4
-eval_every = 3
-eval_trials = 2
-checkpoint_every = 3
-threads = 1
-"""
+TINY = 'description = "tiny run for the bad-input corpus"\n' + TINY_TOML
 SUITE = 'description = "demo tasks"\ntasks = ["go", "anti", "dm1", "go-seqr", "dlygo-intr"]\n'
 N_IN = N_OBS + 5  # the trained run's input channels (observations + one rule per task)
 N = 25

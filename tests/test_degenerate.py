@@ -5,23 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny import TINY_TOML
 
 from neurosheet.cli import main
 
-TINY = """[sheet]
-n = 25
-rule = "radius"
-density = 0.25
-[dynamics]
-substeps = 1
-[training]
-steps = 3
-batch = 4
-eval_every = 3
-eval_trials = 2
-checkpoint_every = 3
-threads = 1
-"""
+TINY = TINY_TOML
 
 
 def test_pipeline_with_zero_accuracy_writes_its_whole_report(tmp_path, capsys):
