@@ -1,8 +1,8 @@
 """BIMT swap criterion: exact closed form vs brute force, and the cost of a full swap pass.
 
-Run: ``python benchmarks/bench_bimt.py`` (CPU, torch threads capped at 1). Both sides of the
-speed-up are timed the same way (one warm-up, then the median of the same number of repeats;
-the spread is printed).
+Run: ``python benchmarks/bench_bimt.py`` (CPU, 1 torch thread). Both sides of the speed-up
+are timed the same way by ``benchmarks/_timing.py`` (warm-up, interleaved repeats, median and
+min-max of the thread's CPU time).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from neurosheet.rate.bimt.regularizer import BimtRegularizer
 from neurosheet.rate.model import RateRNN
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, measure
+from _timing import header, interleaved
 
 N_IN, N_OUT = 50, 17  # Mod-Cog-like: 33 observation + rule channels, 17 outputs
 
@@ -36,20 +36,22 @@ def brute(j, mats, geo):
 
 
 def main() -> None:
-    torch.set_num_threads(1)
+    header(threads=1)
     rng = np.random.default_rng(0)
-    print(machine())
-    print(f"{'N':>5} {'closed form':>30} {'brute force':>30} {'speed-up':>9} "
+    print(f"{'N':>5} {'closed form [ms]':>26} {'brute force [ms]':>26} {'speed-up':>9} "
           f"{'max |diff|':>11}")
     for n in (64, 256, 400):
         graph = attach_projections(build_graph(make_sheet(n), "full"), N_IN, N_OUT)
         geo = WiringGeometry.from_graph(graph)
         mats = (np.abs(rng.normal(size=(n, n))), np.abs(rng.normal(size=(n, N_IN))),
                 np.abs(rng.normal(size=(N_OUT, n))))
-        fast = measure(lambda: swap_deltas(3, *mats, geo), repeats=3)  # noqa: B023
-        slow = measure(lambda: brute(3, mats, geo), repeats=3)  # noqa: B023
+        t = interleaved({"closed": lambda: swap_deltas(3, *mats, geo),  # noqa: B023
+                         "brute": lambda: brute(3, mats, geo)}, repeats=3)  # noqa: B023
+        fast, slow = t["closed"], t["brute"]
         diff = np.abs(swap_deltas(3, *mats, geo) - brute(3, mats, geo)).max()
-        print(f"{n:>5} {fast!s:>30} {slow!s:>30} {fast.ratio(slow):>9.0f} {diff:>11.2e}")
+        print(f"{n:>5} {f'{fast.median * 1e3:.3f} [{fast.spread()}]':>26} "
+              f"{f'{slow.median * 1e3:.1f} [{slow.spread()}]':>26} "
+              f"{slow.median / fast.median:>9.0f} {diff:>11.2e}")
     print()
     print(f"{'N':>5} {'swap pass top_k=30 [ms]':>24} {'swaps':>6} {'penalty fwd+bwd [ms]':>21}")
     for n in (256, 400, 1024):
@@ -67,7 +69,7 @@ def main() -> None:
             model.zero_grad()
             reg.penalty(50).backward()
 
-        t_pen = measure(pen, repeats=3)
+        t_pen = interleaved({"penalty": pen}, repeats=3)["penalty"]
         print(f"{n:>5} {t_pass * 1e3:>24.1f} {report.swaps:>6} {t_pen.median * 1e3:>21.2f}")
 
 

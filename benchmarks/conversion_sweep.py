@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from neurosheet.graph.circuit import load_run_circuit
-from neurosheet.rate.evaluation import heldout_batches, rate_backend, score_batches
+from neurosheet.rate.evaluation import RateBackend, heldout_batches, score_batches
 from neurosheet.spiking.backends.snntorch import SnntorchBackend
 from neurosheet.spiking.conversion import ConversionConfig, convert
 from neurosheet.spiking.persist import calibration_batch, valid_steps
@@ -102,7 +102,7 @@ def main() -> int:
     batches = heldout_batches(circuit.tasks, args.trials, args.seed, rule_inputs=circuit.tasks)
     base = {**dataclasses.asdict(ConversionConfig()), **BASE}
     print(f"base recipe: {base}; {args.trials} validation trials per task, seed {args.seed}")
-    rate = score_batches(rate_backend(circuit), batches, tuple(batches))
+    rate = score_batches(RateBackend().logits_fn(circuit), batches, tuple(batches))
     names = list(batches)
     head = (f"{'variant':<28}" + "".join(f"{n[:10]:>11}" for n in names)
             + f"{'trial':>8}{'step':>8}{'yang':>8}{'Hz':>7}{'s':>6}")

@@ -226,7 +226,7 @@ def _finetune(run: RunDir, cfg: PipelineConfig, seeds: SeedPlan, conversion: Any
     'finetune_validation' stream)."""
     from dataclasses import replace
 
-    from neurosheet.rate.evaluation import heldout_batches, rate_backend, score_batches
+    from neurosheet.rate.evaluation import RateBackend, heldout_batches, score_batches
     from neurosheet.spiking.finetune import FinetuneConfig, validate
     from neurosheet.spiking.persist import load_tuned
 
@@ -244,7 +244,7 @@ def _finetune(run: RunDir, cfg: PipelineConfig, seeds: SeedPlan, conversion: Any
     sc = stages.convert(run, conversion, seeds=seeds, circuit=circuit)
     val = heldout_batches(circuit.tasks, ft.eval_trials, seeds.finetune_validation,
                           rule_inputs=circuit.tasks)
-    rate = score_batches(rate_backend(circuit), val, tuple(val))["mean"]["trial_success"]
+    rate = score_batches(RateBackend().logits_fn(circuit), val, tuple(val))["mean"]["trial_success"]
     spk = validate(sc, val)["mean"]["trial_success"]
     ratio = spk / rate if rate > 0 else None  # None: the rate network fails validation too
     info: dict[str, Any] = {"validation_trials_per_task": ft.eval_trials,

@@ -17,7 +17,6 @@ trimmed back to the last checkpoint on resume)::
     spiking/conversion.json   the same, readable (neuron model, constants, provenance)
     spiking/circuit.npz       the fine-tuned spiking circuit (``neurosheet finetune``)
     spiking/finetune/         fine-tuning's checkpoint, metrics and best circuit so far
-    spiking/brian2/           (older runs) Brian2 build cache; now in the user cache
     spike_counts.npz   spikes per neuron per trial (the synaptic-op budget's activity)
     pruned/            BIMT runs: the pruned circuit, a run directory of its own
     .lock              empty; a writer (train, pipeline) holds an flock on it (one writer)
@@ -120,10 +119,6 @@ class RunDir:
     @property
     def finetune(self) -> Path:
         return self.spiking / "finetune"
-
-    @property
-    def brian2_build(self) -> Path:
-        return self.spiking / "brian2"
 
     @property
     def spike_counts(self) -> Path:
@@ -273,11 +268,12 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def fingerprint(*arrays: np.ndarray) -> str:
-    """A short content hash of arrays (dtype, shape and bytes): ties saved files together."""
+    """SHA-256 of arrays (dtype, shape and bytes): ties saved files to the weights they came
+    from (e.g. a saved conversion to the rate weights it was computed on)."""
     h = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(str(a.dtype).encode())
         h.update(str(a.shape).encode())
         h.update(a.tobytes())
-    return h.hexdigest()[:16]
+    return h.hexdigest()

@@ -30,6 +30,43 @@ VERSION = 1
 ACTIVATIONS = ("relu", "softplus", "tanh", "retanh")
 
 
+class OnGraph:
+    """Sizes of anything that carries weights on a :class:`SheetGraph` (``self.graph``)."""
+
+    graph: SheetGraph
+
+    @property
+    def n(self) -> int:
+        return self.graph.n
+
+    @property
+    def n_inputs(self) -> int:
+        return self.graph.inputs.shape[1]  # type: ignore[union-attr]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.graph.readout.shape[0]  # type: ignore[union-attr]
+
+
+def freeze_on_graph(obj: Any, what: str, names: tuple[str, str, str, str, str]) -> None:
+    """Check ``obj``'s five weight arrays against ``obj.graph`` and store read-only float32
+    copies: recurrent (one per synapse), input (one per input synapse), bias (one per neuron),
+    readout (one per readout synapse), readout bias (one per output)."""
+    g = obj.graph
+    if g.inputs is None or g.readout is None:
+        raise NeurosheetError(f"a {what} needs a graph with input and readout projections")
+    shapes = ((g.synapses,), (g.inputs.synapses,), (g.n,), (g.readout.synapses,),
+              (g.readout.shape[0],))
+    for name, shape in zip(names, shapes, strict=True):
+        arr = np.array(getattr(obj, name), dtype=np.float32)  # a copy: the caller's stays writable
+        if arr.shape != shape:
+            raise NeurosheetError(f"{what} {name} has shape {arr.shape}, but the graph needs {shape}")
+        if not np.isfinite(arr).all():
+            raise NeurosheetError(f"{what} {name} contains NaN or infinite values")
+        arr.setflags(write=False)
+        object.__setattr__(obj, name, arr)
+
+
 @dataclass(frozen=True)
 class RateParams:
     """Dynamics of the rate network that owns the weights.
@@ -74,7 +111,7 @@ class RateParams:
 
 
 @dataclass(frozen=True, eq=False)
-class Circuit:
+class Circuit(OnGraph):
     """Weights on a graph's edges plus neuron parameters: everything a backend needs."""
 
     graph: SheetGraph
@@ -88,40 +125,8 @@ class Circuit:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        g = self.graph
-        if g.inputs is None or g.readout is None:
-            raise NeurosheetError("a circuit needs a graph with input and readout projections")
-        expected = {
-            "w_rec": (g.synapses,),
-            "w_in": (g.inputs.synapses,),
-            "b_rec": (g.n,),
-            "w_out": (g.readout.synapses,),
-            "b_out": (g.readout.shape[0],),
-        }
-        for name, shape in expected.items():
-            arr = np.ascontiguousarray(getattr(self, name), dtype=np.float32)
-            if arr.shape != shape:
-                raise NeurosheetError(
-                    f"circuit {name} has shape {arr.shape}, but the graph needs {shape}"
-                )
-            if not np.isfinite(arr).all():
-                raise NeurosheetError(f"circuit {name} contains NaN or infinite weights")
-            arr.setflags(write=False)
-            object.__setattr__(self, name, arr)
+        freeze_on_graph(self, "circuit", ("w_rec", "w_in", "b_rec", "w_out", "b_out"))
         object.__setattr__(self, "tasks", tuple(self.tasks))
-
-    # ----------------------------------------------------------------- shapes
-    @property
-    def n(self) -> int:
-        return self.graph.n
-
-    @property
-    def n_inputs(self) -> int:
-        return self.graph.inputs.shape[1]  # type: ignore[union-attr]
-
-    @property
-    def n_outputs(self) -> int:
-        return self.graph.readout.shape[0]  # type: ignore[union-attr]
 
     # ----------------------------------------------------------------- matrices
     def rec_matrix(self) -> sp.csr_array:

@@ -46,12 +46,6 @@ class RateBackend:
         return run
 
 
-def rate_backend(circuit: Circuit, substeps: int | None = None, device: str = "cpu",
-                 **_: Any) -> LogitsFn:
-    """Logits of the rate model (deterministic: no noise), optionally at another sub-step count."""
-    return RateBackend(substeps, device).logits_fn(circuit)
-
-
 def heldout_batches(tasks: tuple[str, ...], trials: int, seed: int,
                     rule_inputs: tuple[str, ...] | None = None,
                     mode: str = "fixed") -> dict[str, Any]:

@@ -70,31 +70,26 @@ def index_markdown(s: dict[str, Any]) -> str:
     def ci(c: Any) -> str:
         return f" [{c[0]:.3f}, {c[1]:.3f}]" if c else ""
 
-    tasks = list(ev["rate"]["per_task"])
-    for name in tasks:
+    def row(label: str, scores: Any, strong: bool) -> str:
+        """One table row: every backend's trial success (interval), then step / Yang."""
         cells, more = [], []
         for b in ev:
-            r = ev[b]
-            if "refused" in r:
+            sc = scores(ev[b])
+            if sc is None:
                 cells.append("refused")
                 more.append("—")
                 continue
-            row = r["per_task"][name]
-            cells.append(f"{row['trial_success']:.3f}"
-                         + ci((row.get("ci") or {}).get("trial_success")))
-            more.append(f"{row['step_accuracy']:.3f} / {row['yang_success']:.3f}")
-        lines.append(f"| {name} | " + " | ".join(cells + more) + " |")
-    cells, more = [], []
-    for b in ev:
-        r = ev[b]
-        if "refused" in r:
-            cells.append("refused")
-            more.append("—")
-            continue
-        cells.append(f"**{r['mean']['trial_success']:.3f}**"
-                     + ci((r.get("ci") or {}).get("trial_success")))
-        more.append(f"{r['mean']['step_accuracy']:.3f} / {r['mean']['yang_success']:.3f}")
-    lines += ["| mean | " + " | ".join(cells + more) + " |", ""]
+            ts = f"{sc['trial_success']:.3f}"
+            cells.append((f"**{ts}**" if strong else ts)
+                         + ci((sc.get("ci") or {}).get("trial_success")))
+            more.append(f"{sc['step_accuracy']:.3f} / {sc['yang_success']:.3f}")
+        return f"| {label} | " + " | ".join(cells + more) + " |"
+
+    for name in ev["rate"]["per_task"]:
+        lines.append(row(name, lambda r, t=name: None if "refused" in r else r["per_task"][t],
+                         False))
+    lines += [row("mean", lambda r: None if "refused" in r else
+                  {**r["mean"], "ci": r.get("ci")}, True), ""]
     ft = s.get("finetune") or {}
     if ft.get("status") == "fine-tuned":
         lines.append(

@@ -38,6 +38,8 @@ import scipy.sparse as sp
 
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.io import read_npz, write_npz
+from neurosheet.core.rundir import fingerprint as weights_fingerprint
+from neurosheet.graph.circuit import OnGraph, freeze_on_graph
 from neurosheet.graph.sheetgraph import SheetGraph
 from neurosheet.spiking.inputs import check_inputs
 
@@ -96,7 +98,7 @@ class StepConstants:
 
 
 @dataclass(frozen=True, eq=False)
-class SpikingCircuit:
+class SpikingCircuit(OnGraph):
     """CubaLIF neurons on ``graph``: weights on its edges plus the neuron model.
 
     ``w_rec [synapses]``: jump of the synaptic current per presynaptic spike (CSR order);
@@ -118,21 +120,7 @@ class SpikingCircuit:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        g = self.graph
-        if g.inputs is None or g.readout is None:
-            raise NeurosheetError("a spiking circuit needs a graph with input and readout "
-                                  "projections")
-        shapes = {"w_rec": (g.synapses,), "w_in": (g.inputs.synapses,), "b": (g.n,),
-                  "w_out": (g.readout.synapses,), "b_out": (g.readout.shape[0],)}
-        for name, shape in shapes.items():
-            arr = np.array(getattr(self, name), dtype=np.float32)
-            if arr.shape != shape:
-                raise NeurosheetError(f"spiking circuit {name} has shape {arr.shape}, the graph "
-                                      f"needs {shape}")
-            if not np.isfinite(arr).all():
-                raise NeurosheetError(f"spiking circuit {name} contains NaN or infinite values")
-            arr.setflags(write=False)
-            object.__setattr__(self, name, arr)
+        freeze_on_graph(self, "spiking circuit", ("w_rec", "w_in", "b", "w_out", "b_out"))
         if not (isinstance(self.substeps, int | np.integer) and self.substeps >= 1):
             raise NeurosheetError(f"substeps must be an integer >= 1, got {self.substeps}")
         if not self.task_dt_ms > 0:
@@ -141,18 +129,6 @@ class SpikingCircuit:
         object.__setattr__(self, "tasks", tuple(self.tasks))
 
     # ------------------------------------------------------------------ shapes and steps
-    @property
-    def n(self) -> int:
-        return self.graph.n
-
-    @property
-    def n_inputs(self) -> int:
-        return self.graph.inputs.shape[1]  # type: ignore[union-attr]
-
-    @property
-    def n_outputs(self) -> int:
-        return self.graph.readout.shape[0]  # type: ignore[union-attr]
-
     @property
     def synapses(self) -> int:
         return self.graph.synapses
@@ -292,18 +268,6 @@ class SpikingCircuit:
         from neurosheet.spiking.network import SpikingSheet
 
         return SpikingSheet(self, surrogate=surrogate, dtype=dtype, trainable=trainable)
-
-
-
-def weights_fingerprint(*arrays: np.ndarray) -> str:
-    """SHA-256 over weight arrays (dtype, shape and bytes): keys saved conversions."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str(a.dtype).encode())
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def _json_default(obj: Any) -> Any:

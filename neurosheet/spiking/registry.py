@@ -40,7 +40,6 @@ class BackendSpec:
     entry: str  # "module:attribute"
     summary: str
     options: tuple[Option, ...] = ()
-    run_files: tuple[str, ...] = ()  # RunDir attributes the backend reads/writes (build caches)
 
     def load(self) -> type:
         """The implementation class (imports its module now)."""
