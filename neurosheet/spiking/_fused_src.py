@@ -31,37 +31,66 @@ SOURCE = r"""
 
 typedef int64_t i64;
 typedef int32_t i32;
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));  /* unaligned loads/stores */
+#define LD(p) (*(const v8u *)(p))
+#define ST(p, v) (*(v8u *)(p) = (v))
+
+/* rec[post_e] += wt_e spk[p] over p's outgoing edges, for every neuron p that spiked in some
+   trial: a few trials one by one (scalar), many as one batch vector (a trial that did not spike
+   adds w * 0, which leaves the sum as it is, so both ways give the same bits). */
+static void propagate(i64 N, i64 B, const i32 *restrict tp, const i32 *restrict tx,
+                      const float *restrict wt, const float *restrict spk,
+                      const float *restrict nspk, float *restrict rec) {
+    memset(rec, 0, sizeof(float) * N * B);
+    for (i64 p = 0; p < N; ++p) {
+        const float c = nspk[p];
+        if (c == 0.0f) continue;
+        const float *restrict sp = spk + p * B;
+        if (c * 32.0f <= (float)B) {
+            for (i64 b = 0; b < B; ++b) {
+                if (sp[b] == 0.0f) continue;
+                float *restrict rb = rec + b;
+                for (i32 e = tp[p]; e < tp[p + 1]; ++e) rb[(i64)tx[e] * B] += wt[e];
+            }
+        } else {
+            for (i32 e = tp[p]; e < tp[p + 1]; ++e) {
+                float *restrict ri = rec + (i64)tx[e] * B;
+                const float we = wt[e];
+                #pragma omp simd
+                for (i64 b = 0; b < B; ++b) ri[b] += we * sp[b];
+            }
+        }
+    }
+}
 
 /* Forward. drive: [T, N, B]; noise: [T K, N, B] or NULL (already scaled); rw: [K]. Scratch:
-   syn, mem, rec ([N, B]), evp, evb ([N B] each). X: [T K, N, B] or NULL (not kept). Outputs:
-   cnt, wsum ([T, N, B], zeroed by the caller). */
+   syn, mem, rec, spk ([N, B]), nspk ([N]). X: [T K, N, B] or NULL (not kept). Outputs: cnt,
+   wsum ([T, N, B], zeroed by the caller). */
 void nss_forward(i64 N, i64 B, i64 T, i64 K, int subtract, float alpha, float beta,
                  float theta, const i32 *restrict tp, const i32 *restrict tx,
                  const float *restrict wt, const float *restrict drive,
                  const float *restrict noise, const float *restrict rw,
                  float *restrict syn, float *restrict mem, float *restrict rec,
-                 i32 *restrict evp, i32 *restrict evb, float *restrict X,
+                 float *restrict spk, float *restrict nspk, float *restrict X,
                  float *restrict cnt, float *restrict wsum) {
     const i64 plane = N * B;
     const float theta2 = 2.0f * theta;
-    i64 nev = 0;
     memset(syn, 0, sizeof(float) * plane);
     memset(mem, 0, sizeof(float) * plane);
+    memset(nspk, 0, sizeof(float) * N);
     for (i64 t = 0; t < T; ++t) {
         const float *restrict d = drive + t * plane;
         float *restrict c = cnt + t * plane, *restrict w = wsum + t * plane;
         for (i64 j = 0; j < K; ++j) {
             const i64 s = t * K + j;
-            memset(rec, 0, sizeof(float) * plane);
-            for (i64 q = 0; q < nev; ++q) {  /* the spikes of the previous sub-step */
-                float *restrict rb = rec + evb[q];
-                for (i32 e = tp[evp[q]]; e < tp[evp[q] + 1]; ++e) rb[(i64)tx[e] * B] += wt[e];
-            }
-            nev = 0;
+            propagate(N, B, tp, tx, wt, spk, nspk, rec);  /* the previous sub-step's spikes */
             const float *restrict ns = noise ? noise + s * plane : 0;
             float *restrict xs = X ? X + s * plane : 0;
             const float r = rw[j];
             for (i64 i = 0; i < N; ++i) {
+                float tot = 0.0f;
+                #pragma omp simd reduction(+:tot)
                 for (i64 b = 0; b < B; ++b) {
                     const i64 q = i * B + b;
                     const float sy = alpha * syn[q] + (rec[q] + d[q]);
@@ -69,17 +98,14 @@ void nss_forward(i64 N, i64 B, i64 T, i64 K, int subtract, float alpha, float be
                     const float m = beta * mem[q] + (ns ? sy + ns[q] : sy);
                     const float x = m - (subtract && mem[q] > theta ? theta2 : theta);
                     if (xs) xs[q] = x;
-                    if (x > 0.0f) {
-                        mem[q] = subtract ? m - theta : 0.0f;
-                        c[q] += 1.0f;
-                        w[q] += r;
-                        evp[nev] = (i32)i;
-                        evb[nev] = (i32)b;
-                        ++nev;
-                    } else {
-                        mem[q] = m;
-                    }
+                    const float f = x > 0.0f ? 1.0f : 0.0f;
+                    mem[q] = f != 0.0f ? (subtract ? m - theta : 0.0f) : m;
+                    c[q] += f;
+                    w[q] += r * f;
+                    spk[q] = f;
+                    tot += f;
                 }
+                nspk[i] = tot;
             }
         }
     }
@@ -87,15 +113,17 @@ void nss_forward(i64 N, i64 B, i64 T, i64 K, int subtract, float alpha, float be
 
 /* Backward. X: the forward's [T K, N, B]; gcnt, gwsum: [T, N, B] or NULL. Outputs: gdrive
    ([T, N, B]) and gw ([nnz], pre-major order), both zeroed by the caller. Scratch: gm, gsyn,
-   grec ([N, B]), sb ([B] int32). */
+   grec ([N, B]), sp ([B]), gwv ([nnz, 8]: per-edge partial sums of the 8 lanes of a chunk,
+   zeroed by the caller). */
 void nss_backward(i64 N, i64 B, i64 T, i64 K, int subtract, float alpha, float beta,
                   float gscale, float slope, const i32 *restrict tp, const i32 *restrict tx,
                   const float *restrict wt, const float *restrict X,
                   const float *restrict rw, const float *restrict gcnt,
                   const float *restrict gwsum, float *restrict gdrive, float *restrict gw,
                   float *restrict gm, float *restrict gsyn, float *restrict grec,
-                  i32 *restrict sb) {
-    const i64 plane = N * B;
+                  float *restrict sp, float *restrict gwvf) {
+    const i64 plane = N * B, b32 = B / 32 * 32;
+    v8u *restrict gwv = (v8u *)gwvf;
     memset(gm, 0, sizeof(float) * plane);
     memset(gsyn, 0, sizeof(float) * plane);
     memset(grec, 0, sizeof(float) * plane);
@@ -122,24 +150,47 @@ void nss_backward(i64 N, i64 B, i64 T, i64 K, int subtract, float alpha, float b
         if (s == 0) break;  /* no spikes before the first sub-step */
         const float *restrict xp = X + (s - 1) * plane;
         for (i64 p = 0; p < N; ++p) {
+            /* grec[p] = sum_e wt_e gsyn[post_e] and, where p spiked at s - 1, the edges'
+               weight gradients, over 32-trial chunks held in registers */
             float *restrict gr = grec + p * B;
             const float *restrict xpp = xp + p * B;
-            for (i64 b = 0; b < B; ++b) gr[b] = 0.0f;
-            i64 c = 0;
-            for (i64 b = 0; b < B; ++b)
-                if (xpp[b] > 0.0f) sb[c++] = (i32)b;
-            for (i32 e = tp[p]; e < tp[p + 1]; ++e) {
-                const float we = wt[e];
-                const float *restrict gi = gsyn + (i64)tx[e] * B;
-                #pragma omp simd
-                for (i64 b = 0; b < B; ++b) gr[b] += we * gi[b];
-                if (c) {  /* event-driven: only the trials where p spiked */
+            float any = 0.0f;
+            for (i64 b = 0; b < B; ++b) {
+                sp[b] = xpp[b] > 0.0f ? 1.0f : 0.0f;
+                any += sp[b];
+            }
+            for (i64 b0 = 0; b0 < b32; b0 += 32) {
+                v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                const v8 s0 = LD(sp + b0), s1 = LD(sp + b0 + 8), s2 = LD(sp + b0 + 16),
+                         s3 = LD(sp + b0 + 24);
+                for (i32 e = tp[p]; e < tp[p + 1]; ++e) {
+                    const float *restrict gi = gsyn + (i64)tx[e] * B + b0;
+                    const float we = wt[e];
+                    const v8 g0 = LD(gi), g1 = LD(gi + 8), g2 = LD(gi + 16), g3 = LD(gi + 24);
+                    a0 += we * g0; a1 += we * g1; a2 += we * g2; a3 += we * g3;
+                    if (any != 0.0f) gwv[e] += (g0 * s0 + g1 * s1) + (g2 * s2 + g3 * s3);
+                }
+                ST(gr + b0, a0); ST(gr + b0 + 8, a1); ST(gr + b0 + 16, a2); ST(gr + b0 + 24, a3);
+            }
+            if (b32 < B) {  /* the last B % 32 trials */
+                for (i64 b = b32; b < B; ++b) gr[b] = 0.0f;
+                for (i32 e = tp[p]; e < tp[p + 1]; ++e) {
+                    const float *restrict gi = gsyn + (i64)tx[e] * B;
+                    const float we = wt[e];
                     float acc = 0.0f;
-                    for (i64 k = 0; k < c; ++k) acc += gi[sb[k]];
+                    for (i64 b = b32; b < B; ++b) {
+                        gr[b] += we * gi[b];
+                        acc += gi[b] * sp[b];
+                    }
                     gw[e] += acc;
                 }
             }
         }
+    }
+    for (i32 e = 0; e < tp[N]; ++e) {
+        float sum = 0.0f;
+        for (int v = 0; v < 8; ++v) sum += gwv[e][v];
+        gw[e] += sum;
     }
 }
 """

@@ -103,14 +103,14 @@ class _SpikeRun(torch.autograd.Function):
         x = ws.take((steps * k, n, batch)) if keep else None
         cnt = ws.take((steps, n, batch), zero=True)
         wsum = ws.take((steps, n, batch), zero=True)
-        state = ws.take((3, n, batch))
-        ev = torch.empty(2, n * batch, dtype=torch.int32)
+        state = ws.take((4, n, batch))
+        nspk = torch.empty(n)
         lib.nss_forward(  # type: ignore[union-attr]
             ctypes.c_int64(n), ctypes.c_int64(batch), ctypes.c_int64(steps), ctypes.c_int64(k),
             ctypes.c_int(subtract), ctypes.c_float(alpha), ctypes.c_float(beta),
             ctypes.c_float(theta), _ptr(blocks.t_indptr), _ptr(blocks.t_indices), _ptr(wt),
             _ptr(drive), _ptr(noise), _ptr(rw), _ptr(state[0]), _ptr(state[1]), _ptr(state[2]),
-            _ptr(ev[0]), _ptr(ev[1]), _ptr(x), _ptr(cnt), _ptr(wsum))
+            _ptr(state[3]), _ptr(nspk), _ptr(x), _ptr(cnt), _ptr(wsum))
         ctx.blocks, ctx.spec = blocks, spec
         ctx.set_materialize_grads(False)
         if keep:
@@ -127,7 +127,8 @@ class _SpikeRun(torch.autograd.Function):
         gdrive = ws.take((s // k, n, batch), zero=True)
         gwt = torch.zeros(blocks.nnz)
         scratch = ws.take((3, n, batch))
-        sb = torch.empty(batch, dtype=torch.int32)
+        sp = torch.empty(batch)
+        gwv = ws.take((blocks.nnz, 8), zero=True)
         gc = None if gcnt is None else _check(gcnt, "counts")
         gv = None if gwsum is None else _check(gwsum, "weighted")
         _library().nss_backward(  # type: ignore[union-attr]
@@ -136,7 +137,7 @@ class _SpikeRun(torch.autograd.Function):
             ctypes.c_float(gscale), ctypes.c_float(slope), _ptr(blocks.t_indptr),
             _ptr(blocks.t_indices), _ptr(wt), _ptr(x), _ptr(rw), _ptr(gc), _ptr(gv),
             _ptr(gdrive), _ptr(gwt), _ptr(scratch[0]), _ptr(scratch[1]), _ptr(scratch[2]),
-            _ptr(sb))
+            _ptr(sp), _ptr(gwv))
         gvalues = torch.empty_like(gwt)
         gvalues[blocks.t_perm] = gwt  # back to CSR order
         return None, None, gvalues, gdrive, None
