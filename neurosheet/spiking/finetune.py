@@ -8,7 +8,8 @@ on fresh trials of the circuit's tasks. Only the graph's edges are parameters, s
 that is not an edge is exactly zero throughout. Each batch draws its number of simulation
 steps per task step from ``substeps`` (a coarse step is cheap; mixing steps makes the circuit
 robust to the step it is later simulated with, e.g. a NIR reader's 0.1 ms). The neuron model
-is not changed.
+is not changed. Batches and validations run on the fused engine (:mod:`neurosheet.spiking.fused`:
+the module's map and gradient in two compiled calls) where it is compiled, else on the module.
 
 Everything random is a function of the seed and the step (trial sampler state in the
 checkpoint, K drawn from ``(seed, step)``), so a resumed run reproduces an uninterrupted one.
@@ -147,8 +148,10 @@ def _k_for_step(cfg: FinetuneConfig, step: int) -> int:
 
 def validate(circuit: SpikingCircuit, batches: dict[str, Any], substeps: int | None = None,
              dtype: torch.dtype = torch.float32, engine: str = "eager") -> dict[str, Any]:
-    """Per-task metrics of ``circuit`` simulated (no gradients) on fixed validation batches
-    (``engine``: as :func:`neurosheet.spiking.fused.run`)."""
+    """Per-task metrics of ``circuit`` simulated (no gradients) on fixed validation batches.
+
+    ``engine``: ``eager``, ``fused`` or ``auto``, as :func:`neurosheet.spiking.fused.run`.
+    """
     from neurosheet.rate.evaluation import score_batches
     from neurosheet.spiking import fused
     from neurosheet.spiking.network import SpikingSheet

@@ -145,9 +145,11 @@ class _SpikeRun(torch.autograd.Function):
 
 def simulate(net: Any, inputs: torch.Tensor | np.ndarray, *, substeps: int | None = None,
              noise: float = 0.0, generator: torch.Generator | None = None) -> Any:
-    """``net(inputs, substeps=, noise=, generator=)`` on the fused engine: the same
-    :class:`~neurosheet.spiking.network.SpikeOutput` (no raster) and, under grad mode, the same
-    gradients for every parameter of ``net`` (a :class:`SpikingSheet`)."""
+    """``net(inputs, substeps=, noise=, generator=)`` for a ``SpikingSheet`` on the fused engine.
+
+    The same :class:`~neurosheet.spiking.network.SpikeOutput` (no raster) and, under grad
+    mode, the same gradients for every parameter of ``net``, equal to float32 rounding.
+    """
     from neurosheet.spiking.network import SpikeOutput
 
     why = unsupported(net)
@@ -189,8 +191,11 @@ def simulate(net: Any, inputs: torch.Tensor | np.ndarray, *, substeps: int | Non
 def run(net: Any, inputs: torch.Tensor | np.ndarray, *, substeps: int | None = None,
         noise: float = 0.0, generator: torch.Generator | None = None,
         engine: str = "auto") -> Any:
-    """Simulate with ``engine``: ``fused`` (:func:`simulate`; an error if ``net`` does not fit
-    it), ``eager`` (``net`` itself) or ``auto`` (fused when it fits, else eager)."""
+    """Simulate ``inputs`` with ``net`` on ``engine``: ``fused``, ``eager`` or ``auto``.
+
+    ``fused``: :func:`simulate` (an error if ``net`` does not fit it); ``eager``: ``net``
+    itself; ``auto``: fused when the kernel is available and ``net`` fits it, else eager.
+    """
     name = resolve_engine(engine)
     if name == "fused":
         why = unsupported(net)
