@@ -25,6 +25,7 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     O.add(p, "--train-substeps", default=",".join(map(str, d.substeps)))
     O.add(p, "--batch", default=d.batch)
     O.add(p, "--lr", default=d.lr)
+    O.add(p, "--from-tuned")
     O.add(p, "--out")
     O.add(p, "--seed", default=0)
     p.add_argument("--restart", action="store_true",
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     s = stages.finetune(args.run_dir, cfg, O.conversion_from_args(args),
                         seeds=O.seeds_from_args(args), calibration_trials=args.calibration_trials,
-                        out=args.out, resume=not args.restart, progress=O.progress(args))
+                        out=args.out, resume=not args.restart, progress=O.progress(args),
+                        start="tuned" if args.from_tuned else "converted")
     if args.json:
         print_json(s)
         return 0
