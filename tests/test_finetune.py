@@ -169,6 +169,13 @@ def test_finetune_cli_writes_the_circuit_every_command_uses(tmp_path, capsys):
                  "--rate-hz", "1000", "--tau-mem", "50", "--gate", "off", "--json"]) == 0
     sim = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert sim["conversion"]["meta"]["source"] == "finetune"
+    # continue from the tuned circuit at a finer step (a curriculum's second stage)
+    argv[argv.index("--substeps") + 1] = "12"
+    argv[argv.index("--train-substeps") + 1] = "12"
+    assert main([*argv, "--from-tuned"]) == 0
+    cont = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert cont["substeps"] == 12 and cont["train_substeps"] == [12]
+    assert (tmp_path / "spiking" / "finetune-from-tuned-k12" / "start.npz").is_file()
 
 
 def test_continued_finetuning_starts_from_the_tuned_circuit_and_resumes_exactly(tmp_path):

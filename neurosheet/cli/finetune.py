@@ -16,7 +16,8 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "finetune", help="fine-tune the converted spiking circuit on the task loss",
         description="Train a run's converted spiking circuit (same edges: masked synapses stay "
         "exactly zero) with surrogate gradients on the rate training's loss, starting from the "
-        "converted weights. The best circuit on validation trials becomes DIR/spiking/"
+        "converted weights (--from-tuned: from the run's fine-tuned circuit, e.g. to continue "
+        "at a finer --substeps). The best circuit on validation trials becomes DIR/spiking/"
         "circuit.npz, which simulate, evaluate, export, budget and the pipeline then use "
         "(--converted: the plain conversion). Re-running the same command resumes from the "
         "last checkpoint (in --out, default DIR/spiking/finetune).")

@@ -82,7 +82,7 @@ FLAGS: dict[str, dict[str, Any]] = {
              "(default %(default)s)"},
     "--from-tuned": {"action": "store_true", "help": "continue from the run's fine-tuned "
                      "circuit (DIR/spiking/circuit.npz) instead of the conversion, e.g. at another "
-                     "--substeps; checkpoints in DIR/spiking/finetune-continued unless --out"},
+                     "--substeps; checkpoints in DIR/spiking/finetune-from-tuned-kK unless --out"},
     "--finetune-below": {"type": fraction, "help": "fine-tune the spiking circuit when its "
                          "validation trial success is below this fraction of the rate "
                          "network's (default %(default)s)"},

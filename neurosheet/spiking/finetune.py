@@ -374,7 +374,7 @@ def finetune_run(run_dir: str | Path, config: FinetuneConfig | None = None,
     then K 1000), simulated at ``conversion.substeps``; it is copied to ``out_dir/start.npz``
     so that resuming starts from the same circuit after this run replaced it.
     Checkpoints, metrics and the best circuit go to ``out_dir`` (default
-    ``DIR/spiking/finetune``, ``DIR/spiking/finetune-continued`` for ``tuned``); re-running
+    ``DIR/spiking/finetune``; ``DIR/spiking/finetune-from-tuned-kK`` for ``tuned``); re-running
     resumes there. The circuit is written to the run only when the configured number of steps
     is done.
     """
@@ -396,7 +396,8 @@ def finetune_run(run_dir: str | Path, config: FinetuneConfig | None = None,
         first = persist.spiking_for_run(run.path, circuit, conv, calibration_trials,
                                         seeds.model, tuned=False)
     else:
-        out = Path(out_dir) if out_dir is not None else run.spiking / "finetune-continued"
+        out = (Path(out_dir) if out_dir is not None
+               else run.spiking / f"finetune-from-tuned-k{conv.substeps}")
         first = _continued_start(run.path, circuit, conv, out, resume)
     result = finetune(first, out, cfg, progress=progress, resume=resume, stop_after=stop_after,
                       log=log, train_seed=seeds.finetune,
