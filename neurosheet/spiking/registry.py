@@ -88,7 +88,9 @@ REGISTRY: dict[str, BackendSpec] = {
             "spiking network in Brian2 (the reference simulator), explicit edge arrays",
             (Option("target", str, None, "code generation (default auto: cython with a "
                     "compiler, else numpy)", ("auto", "cython", "cpp_standalone", "numpy")),
-             Option("batch_size", int, None, "trials per Brian2 network (default 32)"))),
+             Option("batch_size", int, None, "trials per Brian2 network (default 32)"),
+             Option("dtype", str, None, "precision (default float64: spike for spike "
+                    "snntorch in float64)", ("float32", "float64")))),
     )
 }
 

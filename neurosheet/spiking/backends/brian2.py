@@ -76,7 +76,8 @@ def available_target(preferred: str = "auto", build_dir: str | Path | None = Non
 
 
 @contextlib.contextmanager
-def codegen_prefs(build_dir: str | Path | None, target: str | None = None) -> Iterator[None]:
+def codegen_prefs(build_dir: str | Path | None, target: str | None = None,
+                  dtype: str = "float64") -> Iterator[None]:
     """Set Brian2's (global) code-generation preferences for one call and restore them after.
 
     Compiled Cython modules go to ``build_dir/cython`` (Brian2 keys them by their generated
@@ -93,7 +94,7 @@ def codegen_prefs(build_dir: str | Path | None, target: str | None = None) -> It
             prefs["codegen.runtime.cython.cache_dir"] = str(cache)
         if target in ("cython", "numpy"):
             prefs["codegen.target"] = target
-        prefs["core.default_float_dtype"] = np.float64
+        prefs["core.default_float_dtype"] = np.dtype(dtype).type
         yield
     finally:
         for k, v in saved.items():
@@ -106,13 +107,16 @@ class Brian2Backend(SpikingBackend):
     name = "brian2"
 
     def __init__(self, target: str = "auto", build_dir: str | Path | None = None,
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, dtype: str = "float64") -> None:
         if target not in TARGETS:
             raise NeurosheetError(f"unknown Brian2 target {target!r}; use one of {', '.join(TARGETS)}")
         if batch_size < 1:
             raise NeurosheetError(f"batch_size must be >= 1, got {batch_size}")
         self.target = target
         self.build_dir = None if build_dir is None else Path(build_dir)
+        if dtype not in ("float32", "float64"):
+            raise NeurosheetError(f"dtype must be float32 or float64, got {dtype!r}", "dtype")
+        self.dtype = dtype  # float64: spike for spike the snntorch backend in float64
         self.batch_size = batch_size
         self.last_standalone: dict[str, Any] = {}  # project folder, compiled in this call?
 
@@ -142,7 +146,8 @@ class Brian2Backend(SpikingBackend):
         nm = spiking.neuron
         dt = spiking.sim_dt_ms * b2.ms
         steps = drive.shape[0]
-        scaled = (c.gain * (1.0 - c.alpha)) * np.asarray(drive, dtype=np.float64)
+        scaled = ((c.gain * (1.0 - c.alpha)) * np.asarray(drive, dtype=np.float64)).astype(
+            b2.prefs["core.default_float_dtype"])
         ta = b2.TimedArray(scaled.reshape(steps, trials * n), dt=spiking.task_dt_ms * b2.ms,
                            name="drive")
         group = b2.NeuronGroup(trials * n, _EQS, threshold="v > theta_s*(1 + rst)",
@@ -198,7 +203,7 @@ class Brian2Backend(SpikingBackend):
             backend=self.name, counts=counts, logits=spiking.decode(weighted),
             sim_dt_ms=spiking.sim_dt_ms, substeps=spiking.substeps, rasters=rasters,
             build_s=build_s, run_s=run_s,
-            info={"target": target, "dtype": "float64",
+            info={"target": target, "dtype": self.dtype,
                   **(self.last_standalone if target == "cpp_standalone" else {})},
         )
 
@@ -218,7 +223,7 @@ class Brian2Backend(SpikingBackend):
 
         build_s = run_s = 0.0
         steps = drive_all.shape[0]
-        with codegen_prefs(self.build_dir, target):
+        with codegen_prefs(self.build_dir, target, self.dtype):
             for lo, part in self._chunks(drive_all, chunk):
                 t0 = time.perf_counter()
                 objs = self.network(spiking, part, chunk)
@@ -250,7 +255,8 @@ class Brian2Backend(SpikingBackend):
         with that chunk's input current as a command-line ``run_args`` file."""
         steps = drive_all.shape[0]
         chunks = list(self._chunks(drive_all, chunk))
-        project, build_s = standalone_project(spiking, steps, chunk, self.build_dir, chunks[0][1])
+        project, build_s = standalone_project(spiking, steps, chunk, self.build_dir, chunks[0][1],
+                                              self.dtype)
         manifest = json.loads((project / MANIFEST).read_text())
         self.last_standalone = {"project": str(project), "compiled": build_s > 0}
         c = spiking.constants()
@@ -262,7 +268,7 @@ class Brian2Backend(SpikingBackend):
                                  disable=not progress):
                 t1 = time.perf_counter()
                 np.ascontiguousarray((factor * part).reshape(steps, -1),
-                                     dtype=np.float64).tofile(values)
+                                     dtype=manifest["drive_dtype"]).tofile(values)
                 results = Path(tmp) / f"results-{lo}"
                 results.mkdir()
                 proc = subprocess.run(
@@ -275,7 +281,7 @@ class Brian2Backend(SpikingBackend):
                                           f"{proc.stderr.strip()[-300:]}", "target")
                 run_s += time.perf_counter() - t1
                 idx = np.fromfile(results / manifest["spike_i"], dtype=np.int32).astype(np.int64)
-                t_s = np.fromfile(results / manifest["spike_t"], dtype=np.float64)
+                t_s = np.fromfile(results / manifest["spike_t"], dtype=manifest["spike_t_dtype"])
                 step = np.rint(t_s * 1000.0 / spiking.sim_dt_ms).astype(np.int64)
                 spikes.append((step, idx // spiking.n + lo, idx % spiking.n))
                 shutil.rmtree(results, ignore_errors=True)
@@ -285,7 +291,8 @@ class Brian2Backend(SpikingBackend):
 MANIFEST = "neurosheet-build.json"
 
 
-def standalone_key(spiking: SpikingCircuit, steps: int, trials: int) -> str:
+def standalone_key(spiking: SpikingCircuit, steps: int, trials: int,
+                   dtype: str = "float64") -> str:
     """What a compiled standalone project depends on: graph, exact recurrent weights, neuron
     model, K, task steps, trials per run and the Brian2 version (inputs are run arguments)."""
     import brian2 as b2
@@ -295,12 +302,13 @@ def standalone_key(spiking: SpikingCircuit, steps: int, trials: int) -> str:
     h.update(json.dumps({"neuron": asdict(spiking.neuron), "task_dt_ms": spiking.task_dt_ms,
                          "substeps": spiking.substeps, "steps": steps, "trials": trials,
                          "brian2": b2.__version__, "code": [_STEP, _EQS, _RESET],
-                         "format": 1}, sort_keys=True).encode())
+                         "dtype": dtype, "format": 1}, sort_keys=True).encode())
     return h.hexdigest()[:24]
 
 
 def standalone_project(spiking: SpikingCircuit, steps: int, trials: int,
-                       build_dir: str | Path | None, first: np.ndarray) -> tuple[Path, float]:
+                       build_dir: str | Path | None, first: np.ndarray,
+                       dtype: str = "float64") -> tuple[Path, float]:
     """The compiled cpp_standalone project for (circuit, steps, trials) and the seconds spent
     building it here (0 when it was in the cache).
 
@@ -315,7 +323,7 @@ def standalone_project(spiking: SpikingCircuit, steps: int, trials: int,
 
     root = (Path(build_dir) if build_dir is not None else user_cache_dir("brian2")) / "standalone"
     root.mkdir(parents=True, exist_ok=True)
-    project = root / standalone_key(spiking, steps, trials)
+    project = root / standalone_key(spiking, steps, trials, dtype)
     if (project / MANIFEST).is_file():
         return project, 0.0
     with FileLock(str(project) + ".lock"):
@@ -324,7 +332,7 @@ def standalone_project(spiking: SpikingCircuit, steps: int, trials: int,
         t0 = time.perf_counter()
         tmp = Path(tempfile.mkdtemp(prefix=f"build-{project.name}-", dir=root))
         try:
-            manifest = _build_standalone(spiking, first, trials, tmp, build_dir)
+            manifest = _build_standalone(spiking, first, trials, tmp, build_dir, dtype)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
             shutil.rmtree(project, ignore_errors=True)  # a broken leftover without manifest
             os.replace(tmp, project)
@@ -334,14 +342,14 @@ def standalone_project(spiking: SpikingCircuit, steps: int, trials: int,
 
 
 def _build_standalone(spiking: SpikingCircuit, drive: np.ndarray, trials: int, directory: Path,
-                      build_dir: str | Path | None) -> dict[str, Any]:
+                      build_dir: str | Path | None, dtype: str) -> dict[str, Any]:
     """Generate and compile the standalone project in ``directory`` (not run); returns what a
     later process needs to run it: the input's run-argument name and the spike files."""
     import brian2 as b2
     from brian2.devices.device import get_device, reset_device
 
     try:
-        with codegen_prefs(build_dir):
+        with codegen_prefs(build_dir, dtype=dtype):
             b2.set_device("cpp_standalone", directory=str(directory), build_on_run=False)
             device = get_device()
             objs = Brian2Backend.network(spiking, drive, trials)
@@ -349,6 +357,8 @@ def _build_standalone(spiking: SpikingCircuit, drive: np.ndarray, trials: int, d
             device.build(directory=str(directory), compile=True, run=False, with_output=False)
             mon = objs["mon"]
             return {"drive": objs["drive"].name,
+                    "drive_dtype": np.dtype(objs["drive"].values.dtype).name,
+                    "spike_t_dtype": np.dtype(mon.variables["t"].dtype).name,
                     "spike_i": device.get_array_filename(mon.variables["i"]),
                     "spike_t": device.get_array_filename(mon.variables["t"]),
                     "n": spiking.n, "trials": trials, "brian2": b2.__version__}
