@@ -293,8 +293,11 @@ MANIFEST = "neurosheet-build.json"
 
 def standalone_key(spiking: SpikingCircuit, steps: int, trials: int,
                    dtype: str = "float64") -> str:
-    """What a compiled standalone project depends on: graph, exact recurrent weights, neuron
-    model, K, task steps, trials per run and the Brian2 version (inputs are run arguments)."""
+    """The cache key of a compiled standalone project (inputs are run arguments, not in it).
+
+    Graph, exact recurrent weights, neuron model, K, task steps, trials per run, dtype and the
+    Brian2 version: what the generated code and its static arrays depend on.
+    """
     import brian2 as b2
 
     h = hashlib.sha256(spiking.graph.fingerprint().encode())
@@ -309,9 +312,9 @@ def standalone_key(spiking: SpikingCircuit, steps: int, trials: int,
 def standalone_project(spiking: SpikingCircuit, steps: int, trials: int,
                        build_dir: str | Path | None, first: np.ndarray,
                        dtype: str = "float64") -> tuple[Path, float]:
-    """The compiled cpp_standalone project for (circuit, steps, trials) and the seconds spent
-    building it here (0 when it was in the cache).
+    """The compiled cpp_standalone project of a circuit and shape, built here only if missing.
 
+    Returns its folder and the seconds spent building it in this call (0 when cached).
     Projects live in ``<build_dir or user cache>/standalone/<key>``; a build happens in a
     private folder renamed into place when finished (atomic), under a file lock, so concurrent
     processes build a project once and never see half of one. ``first [T, trials, N]`` is an
