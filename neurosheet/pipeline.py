@@ -190,7 +190,7 @@ def _run(out: Path, cfg: PipelineConfig, say: Callable[[str], None]) -> Pipeline
     for i, (name, fn, optional) in enumerate(plan, 1):
         say(f"[{i}/{len(plan)}] {name} ...")
         rec = StageRecord(name=name)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             fn()
         except NeurosheetError as exc:
@@ -198,9 +198,9 @@ def _run(out: Path, cfg: PipelineConfig, say: Callable[[str], None]) -> Pipeline
                 raise
             rec.status, rec.detail = "refused", str(exc)
             say(f"      {name}: {exc}")
-        rec.seconds = time.perf_counter() - t0
+        rec.seconds, rec.cpu_s = time.perf_counter() - t0, time.process_time() - c0
         summary.stages.append(rec)
-    summary.total_s = time.perf_counter() - t_start  # type: ignore[attr-defined]
+    summary.total_s = time.perf_counter() - t_start
     from neurosheet.reports.index import index_markdown
 
     data = summary.to_json()

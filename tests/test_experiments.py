@@ -158,6 +158,22 @@ def test_budget_metric_picks_lambda_and_cut_on_validation(tmp_path):
     assert got[0]["value"] == 0.5 and got[0]["chosen"].startswith("bimt-lam0.3 cut 0.1")
 
 
+def test_a_scale_budget_replaces_the_design_budget(tmp_path):
+    from neurosheet.experiments.report import load_results
+
+    (tmp_path / "design.toml").write_text((ROOT / "experiments" / "liu2023.toml").read_text())
+    point = [{"cut": 0.1, "synapses": 300, "fraction": 0.30, "val": 0.6, "test": 0.55}]
+    (tmp_path / "results" / "none").mkdir(parents=True)
+    (tmp_path / "results" / "none" / "s0.json").write_text(
+        json.dumps(_result("none", 0, 0.9, 0.5, point)))
+    got = {}
+    for scale in ("small", "medium"):  # 20% at the small scale, 35% at the medium one
+        (tmp_path / "experiment.json").write_text(json.dumps({"scale": scale, "jobs": []}))
+        design, results, _ = load_results(tmp_path)
+        got[scale] = arm_values(design, design.arm("unregularized"), "budget_test", results)[0]
+    assert got["small"]["value"] is None and got["medium"]["value"] == 0.55
+
+
 # --------------------------------------------------------------------- run, interrupt, resume
 def _cli(args, **kw):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

@@ -32,6 +32,10 @@ def test_pipeline_writes_one_folder_a_person_can_open(report):
         assert (report / name).is_file(), name
     summary = json.loads((report / "index.json").read_text())
     assert all(s["status"] == "ok" for s in summary["stages"])
+    # the per-stage table: wall and CPU time of each stage, and the total
+    assert all(s["seconds"] >= 0 and s["cpu_s"] >= 0 for s in summary["stages"])
+    assert summary["total_s"] >= sum(s["seconds"] for s in summary["stages"]) * 0.99
+    assert "| stage | status | wall s | CPU s |" in index and "| **total** |" in index
     ev = summary["evaluation"]
     assert set(ev) == {"rate", "snntorch", "brian2"}
     assert "fidelity" in ev["snntorch"] and "per_task" in ev["brian2"]

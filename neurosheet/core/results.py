@@ -94,10 +94,12 @@ class SpikeCountSummary(_Result):
 
 
 class StageRecord(_Result):
-    """One stage of the pipeline: its status and wall time."""
+    """One stage of the pipeline: its status, wall time and this process's CPU time (the
+    CPU time holds on a loaded machine, where the wall time does not; a subprocess's is not in it)."""
 
     name: str
     seconds: float = 0.0
+    cpu_s: float | None = None
     status: str = "ok"
     detail: str = ""
 
@@ -115,3 +117,4 @@ class PipelineSummary(_Result):
     spikes: SpikeCountSummary | None = None
     budget: dict[str, Any] | None = None
     finetune: dict[str, Any] | None = None
+    total_s: float | None = None

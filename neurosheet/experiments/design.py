@@ -40,6 +40,9 @@ class Scale(_Strict):
     test_trials: int = Field(64, gt=0, description="test trials per task (reported numbers)")
     substeps: int | None = Field(None, ge=1, description="Euler sub-steps (None: preset's)")
     batch: int | None = Field(None, gt=0, description="training batch (None: preset's)")
+    synapse_budget: float | None = Field(
+        None, gt=0, le=1, description="the design's synapse budget at this scale (None: the "
+        "design's); fixed before the scale's runs, e.g. after a smaller pilot")
     conditions: list[str] | None = Field(
         None, description="the conditions run at this scale, in run order (None: all)")
 

@@ -34,6 +34,9 @@ def load_results(out: str | Path) -> tuple[Design, Results, dict[str, Any]]:
         r = json.loads(f.read_text())
         results.setdefault(r["condition"], {})[int(r["seed"])] = r
     meta = json.loads((out / "experiment.json").read_text()) if (out / "experiment.json").is_file() else {}
+    sc = design.scales.get(meta.get("scale", ""))
+    if sc is not None and sc.synapse_budget is not None:  # the scale's own budget governs
+        design = design.model_copy(update={"synapse_budget": sc.synapse_budget})
     return design, results, meta
 
 

@@ -137,10 +137,16 @@ def index_markdown(s: dict[str, Any]) -> str:
                   f"{kind}): edges crossing cores **{loc['tiling']:.1%}** with sheet tiles vs "
                   f"**{loc['random']:.1%}** with a random partition."]
     lines += ["", "![budgets](budget/budget-all.png)", "", "## Stages", "",
-              "| stage | status | seconds |", "|---|---|---|"]
+              "| stage | status | wall s | CPU s |", "|---|---|---|---|"]
     for st in s["stages"]:
         status = st["status"] + (f": {st['detail']}" if st["detail"] else "")
-        lines.append(f"| {st['name']} | {status} | {st['seconds']:.1f} |")
+        cpu = st.get("cpu_s")
+        lines.append(f"| {st['name']} | {status} | {st['seconds']:.1f} | "
+                     f"{'—' if cpu is None else f'{cpu:.1f}'} |")
+    total = s.get("total_s")
+    if total is not None:
+        cpu_total = sum(st.get("cpu_s") or 0.0 for st in s["stages"])
+        lines.append(f"| **total** | | **{total:.1f}** | **{cpu_total:.1f}** |")
     return "\n".join(lines) + "\n"
 
 
