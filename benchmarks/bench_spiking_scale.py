@@ -11,17 +11,20 @@ build in a fresh process, separately), the peak resident memory of the process d
 whether its spike counts equal the torch event-driven variant's.
 
 Variants: torch ``events`` (event-driven scatter), torch ``csr`` (the sparse product every
-step), Brian2 ``cython`` and Brian2 ``cpp_standalone`` (the build cached in ``--cache``, run by
-a second process). Every (N, variant, trials) runs in a process of its own (clean peak memory).
-Densities: 5% up to 8,192 neurons; above, the 8,192 sheet's radius (a fixed ~406 synapses per
-neuron, i.e. 2.5% / 1.25% / 0.62% at 16,384 / 32,768 / 65,536), so a 65,536-neuron sheet
-holds 26.6 M synapses instead of the 215 M it would at 5%.
+step), torch ``auto`` (per step the one the cost model of ``neurosheet.spiking.events`` picks,
+the backend's default; the steps that took the scatter are printed), Brian2 ``cython`` and
+Brian2 ``cpp_standalone`` (the build cached in ``--cache``, run by a second process). Every
+(N, variant, trials) runs in a process of its own (clean peak memory). Densities: 5% up to
+8,192 neurons; above, the 8,192 sheet's radius (the same neighbourhood: 421 / 431 / 439
+synapses per neuron, density 2.6% / 1.3% / 0.67% at 16,384 / 32,768 / 65,536), so a
+65,536-neuron sheet holds 28.8 M synapses instead of the 215 M it would at 5%.
 
     python benchmarks/bench_spiking_scale.py [--quick] [--sizes 1024,8192] [--fit]
 
-``--quick``: 1,024 and 4,096 neurons, 0.2 s simulated (a smoke test). ``--fit``: also time one
-step's recurrent input by scatter vs CSR vs dense (the data of
-``neurosheet.spiking.events.EVENT_COSTS``) and print the model next to it.
+``--float64-check N``: instead, torch event-driven vs Brian2 cython in float64 (identical
+spikes expected). ``--quick``: 1,024 and 4,096 neurons, 0.2 s simulated (a smoke test). ``--fit``: instead of
+the table, time one step's recurrent input by scatter vs CSR vs dense (thread CPU time, the
+data of ``neurosheet.spiking.events.EVENT_COSTS``) and print the model next to it.
 """
 
 from __future__ import annotations
@@ -81,12 +84,12 @@ def one(n: int, variant: str, trials: int, bio_s: float, cache: str, repeats: in
     u = random_inputs(steps, trials, sc.n_inputs, seed=1)
     row = {"n": n, "synapses": sc.synapses, "variant": variant, "trials": trials,
            "bio_s": steps * TASK_DT_MS / 1000, "graph_s": graph_s}
-    if variant in ("events", "csr"):
+    if variant in ("events", "csr", "auto"):
         from neurosheet.spiking.network import SpikingSheet
 
         t0 = time.perf_counter()
         net = SpikingSheet(sc, dtype=torch.float32, trainable=False,
-                           kernel="events" if variant == "events" else "csr")
+                           kernel=variant)
         cur = sc.drive(u)
         with torch.no_grad():
             net(u[:1], current=cur[:1])  # warm-up (and the event structure, built once)
@@ -181,6 +184,22 @@ def fit() -> None:
                       f"{step_cost(kind, units, b) * 1e6:>10.1f}")
 
 
+def float64_check(n: int, bio_s: float, cache: str) -> None:
+    """float64 on both backends: torch event-driven and Brian2 cython give identical spikes."""
+    from neurosheet.spiking.backends.brian2 import Brian2Backend
+    from neurosheet.spiking.backends.snntorch import SnntorchBackend
+    from neurosheet.spiking.demo import random_inputs
+
+    sc = _circuit(n)
+    u = random_inputs(max(1, round(bio_s * 1000 / TASK_DT_MS)), 1, sc.n_inputs, seed=1)
+    a = SnntorchBackend(device="cpu", dtype="float64", matmul="events").run(sc, u)
+    b = Brian2Backend(target="cython", build_dir=Path(cache), dtype="float64").run(sc, u)
+    flips = int(np.abs(a.counts.astype(np.int64) - b.counts).sum())
+    print(f"float64, N = {n}, 1 trial, {bio_s:g} s: torch events {a.total_spikes:,} spikes "
+          f"({a.mean_rate_hz():.1f} Hz), Brian2 cython {b.total_spikes:,}; "
+          f"{'identical counts' if flips == 0 else f'{flips} spike differences'}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="N 1024 and 4096, 0.2 s simulated")
@@ -195,7 +214,9 @@ def main() -> int:
     ap.add_argument("--brian2-batch-max-n", type=int, default=8192,
                     help="largest N for Brian2 with 16 trials (16 copies of the graph)")
     ap.add_argument("--cache", default=None, help="Brian2 build cache (default: a temp dir)")
-    ap.add_argument("--fit", action="store_true", help="also time the propagation kernels")
+    ap.add_argument("--fit", action="store_true", help="time the propagation kernels (instead of the table)")
+    ap.add_argument("--float64-check", type=int, default=0, metavar="N",
+                    help="instead of the table: torch events vs Brian2 cython in float64 at N")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -204,6 +225,15 @@ def main() -> int:
                              int(repeats))))
         return 0
     torch.set_num_threads(1)
+    if args.float64_check:
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            float64_check(args.float64_check, args.bio_s, args.cache or tmp)
+        return 0
+    if args.fit:
+        print(f"machine: {machine()}\ntorch {torch.__version__}, 1 thread; {load()}")
+        fit()
+        print(load())
+        return 0
     sizes = [1024, 4096] if args.quick else [int(x) for x in args.sizes.split(",")]
     bio = 0.2 if args.quick else args.bio_s
     variants = args.variants.split(",")
@@ -213,7 +243,7 @@ def main() -> int:
     cache = args.cache or tmp.name
     rows = []
     head = (f"{'N':>6}{'synapses':>12}{'variant':>16}{'B':>4}{'bio s':>6}{'rate Hz':>8}"
-            f"{'s/trial-s':>10}{'CPU s':>7}{'build s':>11}{'peak MB':>9}{'same':>6}")
+            f"{'s/trial-s':>10}{'CPU s':>7}{'build s':>11}{'peak MB':>9}{'same':>8}")
     print(head + "\n" + "-" * len(head), flush=True)
     for n in sizes:
         for trials in (1, 16):
@@ -236,8 +266,6 @@ def main() -> int:
                 _print_row(row, cache)
     print(f"\n{load()}")
     _bars(rows)
-    if args.fit:
-        fit()
     return 0
 
 
@@ -259,8 +287,10 @@ def _print_row(r: dict, cache: str) -> None:
     build = f"{r['build_s']:.2f}"
     if "first_build_s" in r:
         build = f"{r['first_build_s']:.1f}/{r['build_s']:.1f}"
+    if r["variant"] == "auto":
+        same += f" (scatter {r['propagation']['events']}, product {r['propagation']['product']})"
     print(f"{r['n']:>6}{r['synapses']:>12,}{r['variant']:>16}{r['trials']:>4}{r['bio_s']:>6g}"
-          f"{r['rate_hz']:>8.1f}{r['per_trial_s']:>10.3f}{r['cpu_per_trial_s']:>7.3f}{build:>11}{r['rss_mb']:>9.0f}{same:>6}",
+          f"{r['rate_hz']:>8.1f}{r['per_trial_s']:>10.3f}{r['cpu_per_trial_s']:>7.3f}{build:>11}{r['rss_mb']:>9.0f}{same:>8}",
           flush=True)
 
 

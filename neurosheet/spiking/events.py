@@ -20,15 +20,21 @@ float32, fitted to ``benchmarks/bench_spiking_scale.py --fit`` on the 2-core AMD
 N = 256-8,192 at density 0.05, batch 1/4/16, spike fractions 0.1-10%; it puts the crossover
 within 1.5x of the measured one)::
 
-    scatter   8 us (+ 27 us when B > 1) + 3.5 ns x gathered edges (spikes x fan-out)
+    scatter   8 us (+ 27 us when B > 1) + 3.5 ns x f x gathered edges (spikes x fan-out)
     CSR       10 us + synapses x (0.9 ns + 0.06 ns x B)
     dense     5 us + N^2 x (0.1 ns + 0.03 ns x B)
 
+where ``f = max(1, N B x 4 bytes / 512 KiB) ** 0.4`` is the scatter's cache penalty once the
+``[N, B]`` current it writes into outgrows the cache (whole simulations, CPU time: 4.4 ns per
+edge at N B = 131,072, 5.9 at 524,288, 8.6 at 1,048,576; without it the model picked the
+scatter at N = 65,536, 16 trials, where the CSR product was 1.4x faster).
+
 :func:`use_events` applies it to the spikes of every step. The fraction of (neuron, trial)
-pairs spiking in a step below which the scatter wins: N = 8,192 at 5% (406 synapses per
-neuron): 27% for one trial, 3.3% for 16, 1.8% for 256; N = 1,024 at 5%: 29% / 2.5% / 1.8%;
-dense below 512 neurons: N = 256: 48% / 4.3% / 16%. A realistic 10-30 Hz at 1 ms steps is
-1-3% (at 5 ms steps 5-15%, where batches of trials use the product).
+pairs spiking in a step below which the scatter is taken, for 1 / 16 / 256 trials: N = 1,024
+at 5% (51 synapses per neuron) 29% / 2.5% / 1.3%; N = 8,192 at 5% (406) 27% / 3.3% / 0.6%;
+N = 65,536 at 439 synapses per neuron 27% / 1.5% / 0.3%; N = 256 at 10% (dense) 24% / 2.2% /
+8%. A realistic 10-30 Hz at 1 ms steps is 1-3% (at 5 ms steps 5-15%, where batches of trials
+take the product).
 """
 
 from __future__ import annotations
@@ -48,17 +54,30 @@ EVENT_COSTS: dict[str, tuple[float, float, float, float]] = {
 }
 
 
-def step_cost(kind: str, units: float, batch: int) -> float:
-    """Modelled seconds of one step's recurrent input by ``kind`` over ``units`` (see above)."""
+SCATTER_CACHE_BYTES = 512 * 1024  # the scatter's per-edge cost grows once [N, B] outgrows this
+SCATTER_GROWTH = 0.4              # ... as (bytes / SCATTER_CACHE_BYTES) ** 0.4 (measured)
+
+
+def scatter_factor(n: int, batch: int, itemsize: int = 4) -> float:
+    """How much dearer a scattered edge is when the ``[N, B]`` current outgrows the cache."""
+    return max(1.0, n * batch * itemsize / SCATTER_CACHE_BYTES) ** SCATTER_GROWTH
+
+
+def step_cost(kind: str, units: float, batch: int, n: int = 0, itemsize: int = 4) -> float:
+    """Modelled seconds of one step's recurrent input by ``kind`` over ``units`` (see above);
+    ``n`` sizes the current the scatter writes into (0: assume it fits the cache)."""
     overhead, batched, per, per_trial = EVENT_COSTS[kind]
+    if kind == "events":
+        per *= scatter_factor(n, batch, itemsize)
     return overhead + (batched if batch > 1 else 0.0) + units * (per + per_trial * batch)
 
 
-def max_event_edges(kernel: str, n: int, nnz: int, batch: int) -> float:
+def max_event_edges(kernel: str, n: int, nnz: int, batch: int, itemsize: int = 4) -> float:
     """Most gathered edges per step for which the scatter is modelled cheaper than ``kernel``."""
     product = step_cost(kernel, n * n if kernel == "dense" else nnz, batch)
     zero = step_cost("events", 0, batch)
-    return max(0.0, (product - zero) / EVENT_COSTS["events"][2])
+    per = EVENT_COSTS["events"][2] * scatter_factor(n, batch, itemsize)
+    return max(0.0, (product - zero) / per)
 
 
 def use_events(spikes: int, mean_fan_out: float, limit: float) -> bool:
