@@ -24,7 +24,9 @@ synapses per neuron, density 2.6% / 1.3% / 0.67% at 16,384 / 32,768 / 65,536), s
 ``--float64-check N``: instead, torch event-driven vs Brian2 cython in float64 (identical
 spikes expected). ``--quick``: 1,024 and 4,096 neurons, 0.2 s simulated (a smoke test). ``--fit``: instead of
 the table, time one step's recurrent input by scatter vs CSR vs dense (thread CPU time, the
-data of ``neurosheet.spiking.events.EVENT_COSTS``) and print the model next to it.
+data of ``neurosheet.spiking.events.EVENT_COSTS``) and print the model next to it, plus the
+other event-driven candidate, ``spsp``: the CSR matrix times the spike-sparse matrix (2% of
+the neurons spiking), densified.
 """
 
 from __future__ import annotations
@@ -168,6 +170,10 @@ def fit() -> None:
             if n > 512:
                 csr = net._product_matrix(vals)
                 cases.append(("csr", sc.synapses, lambda csr=csr, d=d, sf=sf: torch.addmm(d, csr, sf)))
+                # the other event-driven candidate: W (CSR) x the spike-sparse matrix (sparse
+                # CSR; torch's only sparse x sparse product on CPU), densified
+                cases.append(("spsp", sc.synapses, lambda csr=csr, sf=sf: torch.sparse.mm(
+                    csr, sf.to_sparse_csr()).to_dense()))
             if n <= 4096:
                 dense = torch.zeros(n, n)
                 dense[net.structure.post, net.structure.pre] = vals
@@ -180,8 +186,9 @@ def fit() -> None:
                               lambda f=flat, p=prop, o=out: p.add(o, f)))
             for kind, units, fn in cases:
                 t = per_call(fn, 10)
-                print(f"{kind:<7}{n:>6}{b:>4}{units:>12,.0f}{t * 1e6:>13.1f}"
-                      f"{step_cost(kind, units, b) * 1e6:>10.1f}")
+                model = (f"{step_cost(kind, units, b, n) * 1e6:>10.1f}" if kind != "spsp"
+                         else f"{'-':>10}")
+                print(f"{kind:<7}{n:>6}{b:>4}{units:>12,.0f}{t * 1e6:>13.1f}{model}")
 
 
 def float64_check(n: int, bio_s: float, cache: str) -> None:
