@@ -297,7 +297,8 @@ def _print_row(r: dict, cache: str) -> None:
     if r["variant"] == "auto":
         same += f" (scatter {r['propagation']['events']}, product {r['propagation']['product']})"
     print(f"{r['n']:>6}{r['synapses']:>12,}{r['variant']:>16}{r['trials']:>4}{r['bio_s']:>6g}"
-          f"{r['rate_hz']:>8.1f}{r['per_trial_s']:>10.3f}{r['cpu_per_trial_s']:>7.3f}{build:>11}{r['rss_mb']:>9.0f}{same:>8}",
+          f"{r['rate_hz']:>8.1f}{r['per_trial_s']:>10.3f}{r['cpu_per_trial_s']:>7.3f}{build:>11}"
+          f"{r['rss_mb']:>9.0f} {same:>7}",
           flush=True)
 
 
