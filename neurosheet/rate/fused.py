@@ -57,9 +57,14 @@ def _cpu_tag() -> str:
     return f"{platform.machine()}|{name}|{flags}"
 
 
-@functools.lru_cache(maxsize=1)
-def _library() -> ctypes.CDLL | None:
-    """Compile (once per machine and source) and load the kernel; None when that is impossible."""
+def compile_library(source: str, symbols: Sequence[str], name: str = "fused",
+                    flags: Sequence[str] = _FLAGS) -> ctypes.CDLL | None:
+    """Compile C ``source`` (once per machine, source and flags) into the user cache and load it.
+
+    ``symbols`` are the void functions it exports; None when that is impossible (no compiler,
+    Windows, a failed build) or when ``NEUROSHEET_FUSED=0``: callers then use their eager path.
+    Shared by every compiled kernel (:mod:`neurosheet.spiking.fused` too); callers cache it.
+    """
     if os.environ.get("NEUROSHEET_FUSED", "1") == "0":
         return None
     cc = _compiler()
@@ -70,22 +75,22 @@ def _library() -> ctypes.CDLL | None:
                                  timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    key = hashlib.sha256("\0".join((SOURCE, *_FLAGS, version, _cpu_tag())).encode()).hexdigest()
+    key = hashlib.sha256("\0".join((source, *flags, version, _cpu_tag())).encode()).hexdigest()
     try:
         folder = user_cache_dir("kernels")
     except OSError:
         return None
-    lib = folder / f"fused-{key[:20]}.so"
+    lib = folder / f"{name}-{key[:20]}.so"
     if not lib.exists():
         try:
             with tempfile.TemporaryDirectory(dir=folder) as tmp:
-                src = Path(tmp) / "fused.c"
-                src.write_text(SOURCE)
-                built = Path(tmp) / "fused.so"
-                done = subprocess.run([cc, *_FLAGS, "-o", str(built), str(src), "-lm"],
+                src = Path(tmp) / f"{name}.c"
+                src.write_text(source)
+                built = Path(tmp) / f"{name}.so"
+                done = subprocess.run([cc, *flags, "-o", str(built), str(src), "-lm"],
                                       capture_output=True, text=True, timeout=300)
                 if done.returncode != 0:
-                    warnings.warn(f"neurosheet: compiling the fused kernel failed, using the "
+                    warnings.warn(f"neurosheet: compiling the {name} kernel failed, using the "
                                   f"eager path:\n{done.stderr[-2000:]}", RuntimeWarning,
                                   stacklevel=2)
                     return None
@@ -96,9 +101,15 @@ def _library() -> ctypes.CDLL | None:
         dll = ctypes.CDLL(str(lib))
     except OSError:
         return None
-    for name in ("ns_forward", "ns_backward", "ns_normal"):
-        getattr(dll, name).restype = None
+    for symbol in symbols:
+        getattr(dll, symbol).restype = None
     return dll
+
+
+@functools.lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | None:
+    """The rate kernel, compiled and loaded once per process; None when impossible."""
+    return compile_library(SOURCE, ("ns_forward", "ns_backward", "ns_normal"))
 
 
 def available() -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,13 +41,17 @@ _ACT = {
 
 
 
-def resolve_engine(name: str = "auto") -> str:
-    """``auto`` -> ``fused`` when the compiled kernel is available here, else ``eager``."""
+def resolve_engine(name: str = "auto", available: Callable[[], bool] | None = None) -> str:
+    """``auto`` -> ``fused`` when the compiled kernel is available here, else ``eager``.
+
+    ``available``: whose kernel (default the rate kernel's :func:`neurosheet.rate.fused.available`;
+    the spiking engine passes its own).
+    """
     if name not in ENGINES:
         raise NeurosheetError(f"unknown engine {name!r}; use one of {', '.join(ENGINES)}", "engine")
     if name == "eager":
         return name
-    if not fused.available():
+    if not (available or fused.available)():
         if name == "fused":
             raise NeurosheetError("engine 'fused' needs a C compiler (cc/gcc, or $CC); "
                                   "use engine 'eager'", "engine")

@@ -8,7 +8,8 @@ on fresh trials of the circuit's tasks. Only the graph's edges are parameters, s
 that is not an edge is exactly zero throughout. Each batch draws its number of simulation
 steps per task step from ``substeps`` (a coarse step is cheap; mixing steps makes the circuit
 robust to the step it is later simulated with, e.g. a NIR reader's 0.1 ms). The neuron model
-is not changed.
+is not changed. Batches and validations run on the fused engine (:mod:`neurosheet.spiking.fused`:
+the module's map and gradient in two compiled calls) where it is compiled, else on the module.
 
 Everything random is a function of the seed and the step (trial sampler state in the
 checkpoint, K drawn from ``(seed, step)``), so a resumed run reproduces an uninterrupted one.
@@ -53,7 +54,10 @@ class FinetuneConfig:
     ``schedule``: ``cosine`` decays every step size to 5% of ``lr`` at ``steps`` (a function
     of the step, so resuming needs no scheduler state), ``constant`` keeps it; ``noise``:
     membrane noise while training (stationary std in thresholds; none at evaluation), which
-    keeps the circuit from relying on the exact spike times of one step size.
+    keeps the circuit from relying on the exact spike times of one step size; ``engine``:
+    ``fused`` simulates each batch (forward and backward) and each validation in one compiled
+    call (:mod:`neurosheet.spiking.fused`), ``eager`` with the torch module, ``auto`` fused
+    when the kernel is available here (same spikes, gradients equal to rounding).
     """
 
     steps: int = 600
@@ -72,6 +76,7 @@ class FinetuneConfig:
     checkpoint_every: int = 100
     seed: int = 0
     threads: int | None = 1
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "eval_every", "eval_trials", "checkpoint_every"):
@@ -93,6 +98,9 @@ class FinetuneConfig:
             raise NeurosheetError(f"schedule must be cosine or constant, got {self.schedule!r}")
         if self.eval_substeps is not None and self.eval_substeps < 1:
             raise NeurosheetError(f"eval_substeps must be >= 1, got {self.eval_substeps}")
+        if self.engine not in ("auto", "fused", "eager"):
+            raise NeurosheetError(f"engine must be auto, fused or eager, got {self.engine!r}",
+                                  "engine")
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
             raise NeurosheetError(f"seed must be an integer in [0, 2^63), got {self.seed!r}")
 
@@ -139,16 +147,20 @@ def _k_for_step(cfg: FinetuneConfig, step: int) -> int:
 
 
 def validate(circuit: SpikingCircuit, batches: dict[str, Any], substeps: int | None = None,
-             dtype: torch.dtype = torch.float32) -> dict[str, Any]:
-    """Per-task metrics of ``circuit`` simulated (no gradients) on fixed validation batches."""
+             dtype: torch.dtype = torch.float32, engine: str = "eager") -> dict[str, Any]:
+    """Per-task metrics of ``circuit`` simulated (no gradients) on fixed validation batches.
+
+    ``engine``: ``eager``, ``fused`` or ``auto``, as :func:`neurosheet.spiking.fused.run`.
+    """
     from neurosheet.rate.evaluation import score_batches
+    from neurosheet.spiking import fused
     from neurosheet.spiking.network import SpikingSheet
 
     net = SpikingSheet(circuit, dtype=dtype, trainable=False)
 
     def logits_fn(inputs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            out = net(torch.as_tensor(inputs), substeps=substeps)
+            out = fused.run(net, torch.as_tensor(inputs), substeps=substeps, engine=engine)
         return circuit.decode(out.weighted.double().numpy(), substeps)
 
     return score_batches(logits_fn, batches, tuple(batches))
@@ -172,10 +184,13 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
     """
     from neurosheet.rate.evaluation import heldout_batches
     from neurosheet.rate.training import masked_loss
+    from neurosheet.spiking import fused
     from neurosheet.spiking.network import SpikingSheet
     from neurosheet.tasks import TrialSampler
 
     cfg = config or FinetuneConfig()
+    fused.resolve_engine(cfg.engine)  # 'fused' without a compiler: a one-line error, now
+    engine = cfg.engine
     if not circuit.tasks:
         raise NeurosheetError("the spiking circuit records no tasks to fine-tune on")
     if cfg.threads:
@@ -224,7 +239,7 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
 
     def evaluate_now() -> dict[str, Any]:
         current = net.to_circuit(circuit.meta)
-        res = validate(current, val, eval_k)
+        res = validate(current, val, eval_k, engine=engine)
         append({"kind": "eval", "step": step, "substeps": eval_k, **res})
         return res
 
@@ -245,7 +260,8 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
             net.train()
             gen = torch.Generator().manual_seed(int(np.random.default_rng(
                 [cfg.seed, step, 29]).integers(2**62)))  # a function of the step: exact resume
-            res = net(torch.as_tensor(batch.inputs), substeps=k, noise=cfg.noise, generator=gen)
+            res = fused.run(net, torch.as_tensor(batch.inputs), substeps=k, noise=cfg.noise,
+                            generator=gen, engine=engine)
             loss = masked_loss(res.logits, torch.as_tensor(batch.targets),
                                torch.as_tensor(batch.mask))
             if cfg.rate_l2:
@@ -305,7 +321,7 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
 # --------------------------------------------------------------------- files
 def _config_json(cfg: FinetuneConfig) -> str:
     d = asdict(cfg)
-    for k in ("steps", "threads"):  # may change between sessions: more steps extend a run
+    for k in ("steps", "threads", "engine"):  # may change between sessions (steps extend a run)
         d.pop(k)
     return json.dumps(d, sort_keys=True)
 
