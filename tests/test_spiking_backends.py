@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from neurosheet.core.errors import NeurosheetError
-from neurosheet.spiking.backends.brian2 import Brian2Backend, codegen_prefs
+from neurosheet.spiking.backends.brian2 import (
+    MANIFEST,
+    Brian2Backend,
+    available_target,
+    codegen_prefs,
+)
 from neurosheet.spiking.backends.snntorch import SnntorchBackend
 from neurosheet.spiking.conversion import ConversionConfig, convert, decisions
 from neurosheet.spiking.demo import random_circuit, random_inputs
@@ -114,11 +126,24 @@ def test_result_summary_counts_synaptic_events(brian_numpy, sc64):
     assert brian_numpy.biological_s == pytest.approx(8 * sc.task_dt_ms / 1000)
 
 
-def test_cpp_standalone_matches_and_leaves_brian2_usable(sc64, brian_numpy, tmp_path):
+@pytest.fixture(scope="module")
+def standalone(sc64, tmp_path_factory):
+    """One cpp_standalone build of the circuit in a fresh cache (the only compile here)."""
+    cache = tmp_path_factory.mktemp("brian2-cache")
+    try:
+        available_target("cpp_standalone", cache)
+    except NeurosheetError:
+        pytest.skip("no working C++ compiler for Brian2's cpp_standalone")
     sc, u = sc64
-    b2 = Brian2Backend(target="cpp_standalone", build_dir=tmp_path, batch_size=16).run(sc, u)
-    assert b2.info["target"] == "cpp_standalone" and b2.build_s > 0
-    assert not list(tmp_path.glob("standalone-*"))  # the call's project folder is removed
+    return cache, Brian2Backend(target="cpp_standalone", build_dir=cache, batch_size=16).run(sc, u)
+
+
+def test_cpp_standalone_matches_and_leaves_brian2_usable(sc64, brian_numpy, standalone):
+    sc, u = sc64
+    cache, b2 = standalone
+    assert b2.info["target"] == "cpp_standalone" and b2.build_s > 0 and b2.info["compiled"]
+    projects = [p for p in (cache / "standalone").iterdir() if p.is_dir()]
+    assert len(projects) == 1 and (projects[0] / MANIFEST).is_file()  # no half builds left
     np.testing.assert_array_equal(b2.counts, brian_numpy.counts)
     again = Brian2Backend(target="numpy").run(sc, u[:, :3])  # runtime mode works afterwards
     np.testing.assert_array_equal(again.counts, brian_numpy.counts[:, :3])
@@ -207,3 +232,102 @@ def test_run_directories_share_one_compiled_code_cache(tmp_path, monkeypatch):
     a = Brian2Backend.from_run(tmp_path / "run-a")
     b = Brian2Backend.from_run(tmp_path / "run-b")
     assert a.build_dir == b.build_dir == tmp_path / "cache" / "brian2"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+_SAME_CIRCUIT = """
+import json, sys
+import numpy as np
+from neurosheet.spiking.conversion import ConversionConfig, convert
+from neurosheet.spiking.demo import random_circuit, random_inputs
+circuit = random_circuit(64, density=0.1, seed=1)
+u = random_inputs(8, 24, 4, seed=2)
+sc = convert(circuit, u, ConversionConfig(substeps=20, dtype="float64", rate_hz=1000.0,
+                                          tau_mem_ms=50.0))
+"""
+
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
+        "PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_cpp_standalone_build_is_reused_by_a_new_process(sc64, standalone, tmp_path):
+    """A second process runs the cached binary with the same and with new inputs: the same
+    spikes as the fresh build (and as numpy on the new inputs), and it compiles nothing."""
+    sc, _ = sc64
+    cache, first = standalone
+    root = cache / "standalone"
+    before = sorted(p.name for p in root.iterdir())
+    project = Path(first.info["project"])
+    stamp = (project / "main").stat().st_mtime_ns
+    code = _SAME_CIRCUIT + """
+import neurosheet.spiking.backends.brian2 as b2mod
+def no_build(*a, **k):
+    raise SystemExit("compiled again")
+b2mod._build_standalone = no_build  # the marker: any build would end this process
+u2 = random_inputs(8, 24, 4, seed=9)
+be = b2mod.Brian2Backend(target="cpp_standalone", build_dir=sys.argv[1], batch_size=16)
+same, new = be.run(sc, u), be.run(sc, u2)
+np.savez(sys.argv[2], same=same.counts, new=new.counts)
+print(json.dumps({"same": same.info, "build_s": same.build_s + new.build_s}))
+"""
+    out = tmp_path / "counts.npz"
+    proc = _python(code, str(cache), str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-500:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["same"]["compiled"] is False and info["build_s"] == 0.0
+    assert info["same"]["project"] == str(project)
+    assert sorted(p.name for p in root.iterdir()) == before  # no new build folder
+    assert (project / "main").stat().st_mtime_ns == stamp  # the binary was not rebuilt
+    got = np.load(out)
+    np.testing.assert_array_equal(got["same"], first.counts)
+    u2 = random_inputs(8, 24, 4, seed=9)
+    np.testing.assert_array_equal(got["new"], Brian2Backend(target="numpy").run(sc, u2).counts)
+    assert not np.array_equal(got["new"], got["same"])  # the inputs did change the run
+
+
+def test_concurrent_processes_build_a_standalone_project_once(tmp_path):
+    """Two processes asking for the same uncached project: one builds (under the lock, into a
+    private folder renamed into place), the other waits and reuses it."""
+    code = """
+import sys, time
+from pathlib import Path
+import numpy as np
+import neurosheet.spiking.backends.brian2 as b2mod
+from neurosheet.spiking.demo import balanced_circuit
+
+def fake_build(spiking, drive, trials, directory, build_dir, dtype):
+    with open(sys.argv[2], "a") as fh:
+        fh.write(str(directory) + chr(10))
+    time.sleep(1.5)  # long enough for the other process to arrive
+    (Path(directory) / "main").write_text("")
+    return {"drive": "drive"}
+
+b2mod._build_standalone = fake_build
+sc = balanced_circuit(64, density=0.2)
+while time.time() < float(sys.argv[3]):  # start together
+    time.sleep(0.01)
+project, build_s = b2mod.standalone_project(sc, 4, 2, sys.argv[1], np.zeros((4, 2, 64)))
+print(project, build_s > 0)
+"""
+    import time
+
+    marker = tmp_path / "builds.txt"
+    start = str(time.time() + 8.0)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
+        "PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(tmp_path),
+                               str(marker), start], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-1000:] for o in outs]
+    lines = [o[0].split() for o in outs]
+    assert lines[0][0] == lines[1][0]  # the same project
+    assert sorted(x[1] for x in lines) == ["False", "True"]  # one built, one reused
+    assert len(marker.read_text().splitlines()) == 1
+    root = tmp_path / "standalone"
+    assert [p.name for p in root.iterdir() if p.is_dir()] == [Path(lines[0][0]).name]
+    assert json.loads((Path(lines[0][0]) / MANIFEST).read_text()) == {"drive": "drive"}

@@ -60,7 +60,7 @@ class FinetuneConfig:
     when the kernel is available here (same spikes, gradients equal to rounding).
     """
 
-    steps: int = 600
+    steps: int = 1200
     batch: int = 32
     lr: float = 1e-2
     substeps: tuple[int, ...] = (20,)

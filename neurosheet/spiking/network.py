@@ -32,10 +32,12 @@ import torch
 from torch import nn
 
 from neurosheet.core.errors import NeurosheetError
-from neurosheet.rate.edge_ops import EdgeOperator, EdgeStructure
+from neurosheet.rate.edge_ops import EdgeOperator, EdgeStructure, _csr
+from neurosheet.spiking.events import EventStructure, max_event_edges, use_events
 from neurosheet.spiking.inputs import check_inputs
 
 DENSE_UP_TO = 512  # N = 144: dense 0.08 s vs CSR 0.17 s per forward (K 20, batch 32, 1 thread)
+KERNELS = ("auto", "events", "csr", "dense")
 
 
 @dataclass
@@ -59,7 +61,11 @@ class SpikingSheet(nn.Module):
             ``snntorch.surrogate.fast_sigmoid(slope=25)``); the forward pass is a step.
         dtype: ``torch.float32`` (default) or ``torch.float64``.
         trainable: register the weights as parameters (else buffers).
-        kernel: recurrent product, ``auto``/``csr``/``dense`` (:mod:`neurosheet.rate.edge_ops`).
+        kernel: recurrent propagation. ``auto``: without gradients, the out-edges of the
+            neurons that spiked when the measured rule of :mod:`neurosheet.spiking.events`
+            says that is cheaper, else the product (dense up to 512 neurons, CSR above);
+            ``events``: always event-driven without gradients; ``csr``/``dense``: always that
+            product (:mod:`neurosheet.rate.edge_ops`). With gradients it is always the product.
         reset_grad: let the gradient flow through the reset (snntorch's default); off by
             default: the reset is applied with the spike detached.
         surrogate_dt_ms: scale the surrogate derivative by ``min(1, dt / surrogate_dt_ms)``, so
@@ -81,9 +87,16 @@ class SpikingSheet(nn.Module):
         self.reset_grad = reset_grad
         self.surrogate_dt_ms = surrogate_dt_ms
         graph = circuit.graph
-        if kernel == "auto" and graph.n <= DENSE_UP_TO:
-            kernel = "dense"  # small sheets: one dense product per step is faster (measured)
+        if kernel not in KERNELS:
+            raise NeurosheetError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}",
+                                  "kernel")
+        self.events = {"auto": "auto", "events": "always"}.get(kernel, "never")
+        if kernel in ("auto", "events"):
+            kernel = "dense" if graph.n <= DENSE_UP_TO else "csr"  # dense is faster when small
         self.structure = EdgeStructure.from_csr(graph.adjacency, kernel)
+        self._event_structure: EventStructure | None = None
+        self._propagator: tuple[Any, Any] | None = None
+        self.last_propagation: dict[str, int] = {}  # steps by scatter / product (no gradients)
         for name, proj in (("in", graph.inputs), ("out", graph.readout)):
             post, pre = proj.edges()  # type: ignore[union-attr]
             self.register_buffer(f"{name}_post", torch.as_tensor(post, dtype=torch.long),
@@ -107,7 +120,17 @@ class SpikingSheet(nn.Module):
         dev = self.w_rec.device
         if self.structure.post.device != dev:
             self.structure = self.structure.to(dev)
+        if self._event_structure is not None:
+            self._event_structure.to(dev)
+        self._propagator = None
         return self
+
+    def event_structure(self) -> EventStructure:
+        """The pre-major copy of the edges for event-driven propagation (built on first use)."""
+        if self._event_structure is None:
+            self._event_structure = EventStructure(self.circuit.graph.adjacency).to(
+                self.w_rec.device)
+        return self._event_structure
 
     def input_matrix(self) -> torch.Tensor:
         """W_in ``[N, n_in]``, zeros off the input synapses (differentiable in the edge values)."""
@@ -172,6 +195,14 @@ class SpikingSheet(nn.Module):
         else:
             cur = torch.as_tensor(current, dtype=self.dtype, device=dev)
         drive = ((c.gain * (1.0 - c.alpha)) * cur).transpose(1, 2)
+        sigma = noise * math.sqrt(1.0 - c.beta ** 2)
+        grads = torch.is_grad_enabled() and any(
+            t.requires_grad for t in (self.w_rec, self.w_in, self.b, drive))
+        if not grads:
+            wt, cn, raster = self._simulate(drive.contiguous(), k, record, sigma, generator)
+            z = self._trace(wt, k)
+            logits = z @ self.readout_matrix().T + self.b_out
+            return SpikeOutput(logits, cn, wt, raster)
         w_rec = EdgeOperator(self.structure, c.gain * self.w_rec)
         theta = self.circuit.neuron.threshold
         zero = self.circuit.neuron.reset == "zero"
@@ -191,7 +222,6 @@ class SpikingSheet(nn.Module):
         raster = None
         if record:
             raster = torch.zeros(steps * k, min(record, batch), n, dtype=torch.bool, device=dev)
-        sigma = noise * math.sqrt(1.0 - c.beta ** 2)
         for t in range(steps):
             cnt = u.new_zeros(n, batch)
             wsum = u.new_zeros(n, batch)
@@ -224,6 +254,97 @@ class SpikingSheet(nn.Module):
         z = self._trace(wt, k)
         logits = z @ self.readout_matrix().T + self.b_out
         return SpikeOutput(logits, cn, wt, raster)
+
+    def _simulate(self, drive: torch.Tensor, k: int, record: int, sigma: float,
+                  generator: torch.Generator | None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The same map without gradients: in-place steps, spikes kept as indices, and per step
+        either the scatter of the spikes' out-edges or the product (:func:`use_events`).
+
+        ``drive [T, N, B]``; returns weighted counts and counts ``[T, B, N]`` and the raster.
+        """
+        steps, n, batch = drive.shape
+        dev, dtype = drive.device, self.dtype
+        c = self.circuit.constants(k)
+        theta = self.circuit.neuron.threshold
+        zero = self.circuit.neuron.reset == "zero"
+        rw = self.circuit.readout_weights(k)
+        values = c.gain * self.w_rec.detach()
+        kind = self.structure.kernel
+        limit, prop, fan = -1.0, None, 0.0
+        if self.events != "never":
+            es = self.event_structure()
+            key = (c.gain, batch, dtype, self.w_rec.data_ptr(), self.w_rec._version)
+            if self._propagator is None or self._propagator[0] != key:  # reused across calls
+                self._propagator = (key, es.propagator(values, batch))
+            prop, fan = self._propagator[1], es.mean_fan_out
+            limit = (math.inf if self.events == "always"
+                     else max_event_edges(kind, n, es.nnz, batch))
+        matrix: torch.Tensor | None = None
+        rec = torch.zeros((n + 1) * batch, dtype=dtype, device=dev)  # + the padding row
+        rec_nb = rec[: n * batch].view(n, batch)
+        syn = torch.zeros(n, batch, dtype=dtype, device=dev)
+        mem = torch.zeros_like(syn)
+        spk = torch.zeros(n, batch, dtype=torch.bool, device=dev)
+        flat = torch.zeros(0, dtype=torch.long, device=dev)
+        counts = torch.zeros(steps, n * batch, dtype=dtype, device=dev)
+        weighted = torch.zeros_like(counts)
+        raster = None
+        if record:
+            raster = torch.zeros(steps * k, min(record, batch), n, dtype=torch.bool, device=dev)
+        used = {"events": 0, "product": 0}
+        for t in range(steps):
+            d = drive[t]
+            fired: list[torch.Tensor] = []
+            for j in range(k):
+                m = flat.numel()
+                if m == 0:
+                    syn.mul_(c.alpha).add_(d)
+                elif prop is not None and use_events(m, fan, limit):
+                    rec.zero_()
+                    prop.add(rec, flat)
+                    syn.mul_(c.alpha).add_(rec_nb.add_(d))
+                    used["events"] += 1
+                else:
+                    if matrix is None:
+                        matrix = self._product_matrix(values)
+                    syn.mul_(c.alpha).add_(torch.addmm(d, matrix, spk.to(dtype)))
+                    used["product"] += 1
+                rst = None if zero else mem > theta  # snntorch's subtract rule (see forward)
+                if sigma:
+                    mem.mul_(c.beta).add_(syn + sigma * torch.randn(
+                        syn.shape, generator=generator, dtype=dtype, device=dev))
+                else:
+                    mem.mul_(c.beta).add_(syn)
+                if rst is None:
+                    spk = mem > theta
+                    mem.masked_fill_(spk, 0.0)
+                else:
+                    spk = mem > theta * (1.0 + rst.to(dtype))
+                    mem.sub_(spk.to(dtype) * theta)
+                flat = spk.view(-1).nonzero().view(-1)
+                fired.append(flat)
+                if raster is not None:
+                    raster[t * k + j] = spk[:, : raster.shape[1]].T
+            idx = torch.cat(fired)
+            sizes = torch.tensor([f.numel() for f in fired], device=dev)
+            counts[t] = torch.bincount(idx, minlength=n * batch).to(dtype)
+            wts = torch.repeat_interleave(torch.as_tensor(rw, dtype=dtype, device=dev), sizes)
+            weighted[t] = torch.bincount(idx, weights=wts, minlength=n * batch).to(dtype)
+        self.last_propagation = used
+
+        def out(x: torch.Tensor) -> torch.Tensor:
+            return x.view(steps, n, batch).transpose(1, 2)
+
+        return out(weighted), out(counts), raster
+
+    def _product_matrix(self, values: torch.Tensor) -> torch.Tensor:
+        """W (gain included) as the dense or CSR matrix of the no-gradient product."""
+        s = self.structure
+        if s.kernel == "dense":
+            w = torch.zeros(s.shape, dtype=values.dtype, device=values.device)
+            return w.index_put_((s.post, s.pre), values)
+        return _csr(s.indptr, s.indices, values, s.shape)
 
     def _trace(self, weighted: torch.Tensor, k: int) -> torch.Tensor:
         """Readout trace at each task step's end from the weighted counts (see ``decode``)."""

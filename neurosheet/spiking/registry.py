@@ -78,8 +78,9 @@ REGISTRY: dict[str, BackendSpec] = {
             "spiking network in torch (snntorch Synaptic neurons), batched over trials, CPU or GPU",
             (_DEVICE,
              Option("batch_size", int, None, "trials simulated together (default 256)"),
-             Option("matmul", str, None, "recurrent product: csr (the graph's edges) or dense",
-                    ("csr", "dense")),
+             Option("matmul", str, None, "recurrent propagation: auto (event-driven when "
+                    "cheaper, measured rule), events, csr (the graph's edges) or dense",
+                    ("auto", "events", "csr", "dense")),
              Option("dtype", str, None, "precision (default: the conversion's, float32)",
                     ("float32", "float64")))),
         BackendSpec(
@@ -87,7 +88,9 @@ REGISTRY: dict[str, BackendSpec] = {
             "spiking network in Brian2 (the reference simulator), explicit edge arrays",
             (Option("target", str, None, "code generation (default auto: cython with a "
                     "compiler, else numpy)", ("auto", "cython", "cpp_standalone", "numpy")),
-             Option("batch_size", int, None, "trials per Brian2 network (default 32)"))),
+             Option("batch_size", int, None, "trials per Brian2 network (default 32)"),
+             Option("dtype", str, None, "precision (default float64: spike for spike "
+                    "snntorch in float64)", ("float32", "float64")))),
     )
 }
 

@@ -29,9 +29,15 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
+import json
+import os
+import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +76,8 @@ def available_target(preferred: str = "auto", build_dir: str | Path | None = Non
 
 
 @contextlib.contextmanager
-def codegen_prefs(build_dir: str | Path | None, target: str | None = None) -> Iterator[None]:
+def codegen_prefs(build_dir: str | Path | None, target: str | None = None,
+                  dtype: str = "float64") -> Iterator[None]:
     """Set Brian2's (global) code-generation preferences for one call and restore them after.
 
     Compiled Cython modules go to ``build_dir/cython`` (Brian2 keys them by their generated
@@ -87,7 +94,7 @@ def codegen_prefs(build_dir: str | Path | None, target: str | None = None) -> It
             prefs["codegen.runtime.cython.cache_dir"] = str(cache)
         if target in ("cython", "numpy"):
             prefs["codegen.target"] = target
-        prefs["core.default_float_dtype"] = np.float64
+        prefs["core.default_float_dtype"] = np.dtype(dtype).type
         yield
     finally:
         for k, v in saved.items():
@@ -100,14 +107,18 @@ class Brian2Backend(SpikingBackend):
     name = "brian2"
 
     def __init__(self, target: str = "auto", build_dir: str | Path | None = None,
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, dtype: str = "float64") -> None:
         if target not in TARGETS:
             raise NeurosheetError(f"unknown Brian2 target {target!r}; use one of {', '.join(TARGETS)}")
         if batch_size < 1:
             raise NeurosheetError(f"batch_size must be >= 1, got {batch_size}")
         self.target = target
         self.build_dir = None if build_dir is None else Path(build_dir)
+        if dtype not in ("float32", "float64"):
+            raise NeurosheetError(f"dtype must be float32 or float64, got {dtype!r}", "dtype")
+        self.dtype = dtype  # float64: spike for spike the snntorch backend in float64
         self.batch_size = batch_size
+        self.last_standalone: dict[str, Any] = {}  # project folder, compiled in this call?
 
     @classmethod
     def from_run(cls, run: Any, **options: Any) -> Brian2Backend:
@@ -135,7 +146,8 @@ class Brian2Backend(SpikingBackend):
         nm = spiking.neuron
         dt = spiking.sim_dt_ms * b2.ms
         steps = drive.shape[0]
-        scaled = (c.gain * (1.0 - c.alpha)) * np.asarray(drive, dtype=np.float64)
+        scaled = ((c.gain * (1.0 - c.alpha)) * np.asarray(drive, dtype=np.float64)).astype(
+            b2.prefs["core.default_float_dtype"])
         ta = b2.TimedArray(scaled.reshape(steps, trials * n), dt=spiking.task_dt_ms * b2.ms,
                            name="drive")
         group = b2.NeuronGroup(trials * n, _EQS, threshold="v > theta_s*(1 + rst)",
@@ -190,7 +202,9 @@ class Brian2Backend(SpikingBackend):
         return SpikeResult(
             backend=self.name, counts=counts, logits=spiking.decode(weighted),
             sim_dt_ms=spiking.sim_dt_ms, substeps=spiking.substeps, rasters=rasters,
-            build_s=build_s, run_s=run_s, info={"target": target, "dtype": "float64"},
+            build_s=build_s, run_s=run_s,
+            info={"target": target, "dtype": self.dtype,
+                  **(self.last_standalone if target == "cpp_standalone" else {})},
         )
 
     def _chunks(self, drive_all: np.ndarray, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -209,7 +223,7 @@ class Brian2Backend(SpikingBackend):
 
         build_s = run_s = 0.0
         steps = drive_all.shape[0]
-        with codegen_prefs(self.build_dir, target):
+        with codegen_prefs(self.build_dir, target, self.dtype):
             for lo, part in self._chunks(drive_all, chunk):
                 t0 = time.perf_counter()
                 objs = self.network(spiking, part, chunk)
@@ -236,42 +250,125 @@ class Brian2Backend(SpikingBackend):
 
     def _run_standalone(self, spiking: SpikingCircuit, drive_all: np.ndarray, chunk: int,
                         target: str, spikes: list, progress: bool) -> tuple[float, float]:
-        """cpp_standalone: generate and compile once, then run the binary once per chunk."""
-        import brian2 as b2
-        from brian2.devices.device import get_device, reset_device
-
+        """cpp_standalone: the compiled project of this circuit and shape from the cache (built
+        once, by whichever process gets there first), its binary run once per chunk of trials
+        with that chunk's input current as a command-line ``run_args`` file."""
         steps = drive_all.shape[0]
-        # a project folder of this call's own (processes sharing a cache never collide);
-        # compiled once here, then the binary is re-run for every chunk of trials
-        tmp = tempfile.TemporaryDirectory(prefix="standalone-", dir=self.build_dir)
-        directory = Path(tmp.name)
         chunks = list(self._chunks(drive_all, chunk))
-        build_s = run_s = 0.0
-        try:
-            with codegen_prefs(self.build_dir):
-                b2.set_device("cpp_standalone", directory=str(directory), build_on_run=False)
-                device = get_device()
-                t0 = time.perf_counter()
-                objs = self.network(spiking, chunks[0][1], chunk)
-                objs["net"].run(objs["duration"], namespace=objs["namespace"])
-                device.build(directory=str(directory), compile=True, run=False)
-                c = spiking.constants()
-                factor = c.gain * (1.0 - c.alpha)  # as network() scales the current
-                build_s = time.perf_counter() - t0
-                for lo, part in tqdm(chunks, desc="brian2 cpp_standalone", unit="chunk",
-                                     disable=not progress):
-                    t1 = time.perf_counter()
-                    device.run(run_args={objs["drive"]: (factor * part).reshape(steps, -1)})
-                    run_s += time.perf_counter() - t1
-                    step, trial, neuron = self._collect(objs["mon"], spiking, steps, chunk)
-                    spikes.append((step, trial + lo, neuron))
-        finally:
-            with contextlib.suppress(Exception):
-                get_device().reinit()
-            reset_device("runtime")
-            if tmp is not None:
-                tmp.cleanup()
+        project, build_s = standalone_project(spiking, steps, chunk, self.build_dir, chunks[0][1],
+                                              self.dtype)
+        manifest = json.loads((project / MANIFEST).read_text())
+        self.last_standalone = {"project": str(project), "compiled": build_s > 0}
+        c = spiking.constants()
+        factor = c.gain * (1.0 - c.alpha)  # as network() scales the current
+        run_s = 0.0
+        with tempfile.TemporaryDirectory(prefix="run-", dir=project.parent) as tmp:
+            values = Path(tmp) / "drive.dat"
+            for lo, part in tqdm(chunks, desc="brian2 cpp_standalone", unit="chunk",
+                                 disable=not progress):
+                t1 = time.perf_counter()
+                np.ascontiguousarray((factor * part).reshape(steps, -1),
+                                     dtype=manifest["drive_dtype"]).tofile(values)
+                results = Path(tmp) / f"results-{lo}"
+                results.mkdir()
+                proc = subprocess.run(
+                    [str(project / "main"), "--results_dir", f"{results}{os.sep}",
+                     f"{manifest['drive']}.values={values}"],
+                    cwd=project, capture_output=True, text=True, check=False)
+                if proc.returncode:
+                    raise NeurosheetError(f"Brian2 standalone binary in {project} failed "
+                                          f"(exit {proc.returncode}): "
+                                          f"{proc.stderr.strip()[-300:]}", "target")
+                run_s += time.perf_counter() - t1
+                idx = np.fromfile(results / manifest["spike_i"], dtype=np.int32).astype(np.int64)
+                t_s = np.fromfile(results / manifest["spike_t"], dtype=manifest["spike_t_dtype"])
+                step = np.rint(t_s * 1000.0 / spiking.sim_dt_ms).astype(np.int64)
+                spikes.append((step, idx // spiking.n + lo, idx % spiking.n))
+                shutil.rmtree(results, ignore_errors=True)
         return build_s, run_s
+
+
+MANIFEST = "neurosheet-build.json"
+
+
+def standalone_key(spiking: SpikingCircuit, steps: int, trials: int,
+                   dtype: str = "float64") -> str:
+    """The cache key of a compiled standalone project (inputs are run arguments, not in it).
+
+    Graph, exact recurrent weights, neuron model, K, task steps, trials per run, dtype and the
+    Brian2 version: what the generated code and its static arrays depend on.
+    """
+    import brian2 as b2
+
+    h = hashlib.sha256(spiking.graph.fingerprint().encode())
+    h.update(np.ascontiguousarray(spiking.w_rec, dtype=np.float64).tobytes())
+    h.update(json.dumps({"neuron": asdict(spiking.neuron), "task_dt_ms": spiking.task_dt_ms,
+                         "substeps": spiking.substeps, "steps": steps, "trials": trials,
+                         "brian2": b2.__version__, "code": [_STEP, _EQS, _RESET],
+                         "dtype": dtype, "format": 1}, sort_keys=True).encode())
+    return h.hexdigest()[:24]
+
+
+def standalone_project(spiking: SpikingCircuit, steps: int, trials: int,
+                       build_dir: str | Path | None, first: np.ndarray,
+                       dtype: str = "float64") -> tuple[Path, float]:
+    """The compiled cpp_standalone project of a circuit and shape, built here only if missing.
+
+    Returns its folder and the seconds spent building it in this call (0 when cached).
+    Projects live in ``<build_dir or user cache>/standalone/<key>``; a build happens in a
+    private folder renamed into place when finished (atomic), under a file lock, so concurrent
+    processes build a project once and never see half of one. ``first [T, trials, N]`` is an
+    input current for the build (each run replaces it).
+    """
+    from brian2.utils.filelock import FileLock
+
+    from neurosheet.core.cache import user_cache_dir
+
+    root = (Path(build_dir) if build_dir is not None else user_cache_dir("brian2")) / "standalone"
+    root.mkdir(parents=True, exist_ok=True)
+    project = root / standalone_key(spiking, steps, trials, dtype)
+    if (project / MANIFEST).is_file():
+        return project, 0.0
+    with FileLock(str(project) + ".lock"):
+        if (project / MANIFEST).is_file():  # another process built it while we waited
+            return project, 0.0
+        t0 = time.perf_counter()
+        tmp = Path(tempfile.mkdtemp(prefix=f"build-{project.name}-", dir=root))
+        try:
+            manifest = _build_standalone(spiking, first, trials, tmp, build_dir, dtype)
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+            shutil.rmtree(project, ignore_errors=True)  # a broken leftover without manifest
+            os.replace(tmp, project)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return project, time.perf_counter() - t0
+
+
+def _build_standalone(spiking: SpikingCircuit, drive: np.ndarray, trials: int, directory: Path,
+                      build_dir: str | Path | None, dtype: str) -> dict[str, Any]:
+    """Generate and compile the standalone project in ``directory`` (not run); returns what a
+    later process needs to run it: the input's run-argument name and the spike files."""
+    import brian2 as b2
+    from brian2.devices.device import get_device, reset_device
+
+    try:
+        with codegen_prefs(build_dir, dtype=dtype):
+            b2.set_device("cpp_standalone", directory=str(directory), build_on_run=False)
+            device = get_device()
+            objs = Brian2Backend.network(spiking, drive, trials)
+            objs["net"].run(objs["duration"], namespace=objs["namespace"])
+            device.build(directory=str(directory), compile=True, run=False, with_output=False)
+            mon = objs["mon"]
+            return {"drive": objs["drive"].name,
+                    "drive_dtype": np.dtype(objs["drive"].values.dtype).name,
+                    "spike_t_dtype": np.dtype(mon.variables["t"].dtype).name,
+                    "spike_i": device.get_array_filename(mon.variables["i"]),
+                    "spike_t": device.get_array_filename(mon.variables["t"]),
+                    "n": spiking.n, "trials": trials, "brian2": b2.__version__}
+    finally:
+        with contextlib.suppress(Exception):
+            get_device().reinit()
+        reset_device("runtime")
 
 
 def brian2_network(spiking: SpikingCircuit, inputs: np.ndarray) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from neurosheet.core.errors import NeurosheetError
 from neurosheet.spiking.backends.base import SpikeResult, SpikingBackend
 from neurosheet.spiking.model import SpikingCircuit
 
-MATMULS = ("csr", "dense")
+MATMULS = ("auto", "events", "csr", "dense")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -29,7 +29,7 @@ class SnntorchBackend(SpikingBackend):
     name = "snntorch"
 
     def __init__(self, device: str | None = None, dtype: str | None = None,
-                 batch_size: int = 256, matmul: str = "csr") -> None:
+                 batch_size: int = 256, matmul: str = "auto") -> None:
         if matmul not in MATMULS:
             raise NeurosheetError(f"matmul must be one of {', '.join(MATMULS)}, got {matmul!r}")
         if batch_size < 1:
