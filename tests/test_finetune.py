@@ -13,7 +13,7 @@ from neurosheet.core.errors import NeurosheetError
 from neurosheet.graph.circuit import Circuit, save_run_circuit
 from neurosheet.spiking.conversion import ConversionConfig, convert
 from neurosheet.spiking.demo import random_circuit
-from neurosheet.spiking.finetune import FinetuneConfig, finetune, param_groups
+from neurosheet.spiking.finetune import FinetuneConfig, finetune, param_groups, rate_cap_penalty
 from neurosheet.spiking.model import SpikingCircuit
 from neurosheet.spiking.network import SpikingSheet
 
@@ -73,6 +73,31 @@ def test_gradients_reach_only_edge_values(converted):
     assert sc_circuit.n == sc.n
 
 
+def test_rate_cap_penalty_is_zero_below_the_cap_and_pulls_rates_down_above_it(converted):
+    # counts per 100 ms task step: 5 spikes = 50 Hz, 12 spikes = 120 Hz
+    counts = torch.tensor([[[5.0, 12.0]], [[12.0, 5.0]]], requires_grad=True)  # (T, B, N)
+    valid = torch.tensor([[True], [False]])  # the second step is masked out
+    assert float(rate_cap_penalty(counts, valid, 100.0, 130.0).detach()) == 0.0
+    pen = rate_cap_penalty(counts, valid, 100.0, 80.0)
+    assert float(pen.detach()) == pytest.approx((120.0 - 80.0) ** 2 / 2)  # one of 2 valid neuron-steps
+    pen.backward()
+    g = counts.grad
+    assert g[0, 0, 1] > 0 and g[0, 0, 0] == 0 and g[1].abs().sum() == 0
+    # on a simulated circuit: the hinge reaches the weights only when rates exceed the cap
+    _, sc = converted
+    from neurosheet.spiking.persist import calibration_batch
+
+    b = calibration_batch(converted[0], 4, 1)
+    grads = []
+    for cap in (1e6, 20.0):
+        net = SpikingSheet(sc)
+        out = net(torch.as_tensor(b.inputs), substeps=4)
+        rate_cap_penalty(out.counts, torch.ones(out.counts.shape[:2], dtype=torch.bool),
+                         sc.task_dt_ms, cap).backward()
+        grads.append(net.w_rec.grad.abs().sum())
+    assert grads[0] == 0 and grads[1] > 0
+
+
 def test_resume_reproduces_an_uninterrupted_run(converted, tmp_path):
     _, sc = converted
     cfg = FinetuneConfig(steps=6, substeps=(3, 4), **{k: v for k, v in TINY.items()
@@ -113,7 +138,8 @@ def test_param_groups_scale_the_step_to_each_array(converted):
 
 
 @pytest.mark.parametrize("kwargs", [{"steps": 0}, {"lr": -1.0}, {"substeps": ()},
-                                    {"rate_l2": -1.0}, {"seed": -1}])
+                                    {"rate_l2": -1.0}, {"seed": -1}, {"rate_cap_l2": -1.0},
+                                    {"rate_cap_hz": float("nan")}])
 def test_bad_finetune_knobs_are_one_line_errors(kwargs):
     with pytest.raises(NeurosheetError) as err:
         FinetuneConfig(**kwargs)

@@ -25,6 +25,8 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     O.add(p, "--finetune-steps", default=d.steps)
     O.add(p, "--train-substeps", default=",".join(map(str, d.substeps)))
     O.add(p, "--batch", default=d.batch)
+    O.add(p, "--rate-cap-hz", default=d.rate_cap_hz)
+    O.add(p, "--rate-cap-l2", default=d.rate_cap_l2)
     O.add(p, "--lr", default=d.lr)
     O.add(p, "--from-tuned")
     O.add(p, "--out")
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise NeurosheetError(f"substeps must be comma-separated integers, got "
                               f"{args.train_substeps!r}", "train_substeps") from None
     cfg = FinetuneConfig(steps=args.finetune_steps, batch=args.batch, lr=args.lr,
-                         substeps=train_k, seed=args.seed)
+                         substeps=train_k, seed=args.seed, rate_cap_hz=args.rate_cap_hz,
+                         rate_cap_l2=args.rate_cap_l2)
     if O.progress(args):
         import logging
 

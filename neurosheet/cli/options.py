@@ -77,6 +77,11 @@ FLAGS: dict[str, dict[str, Any]] = {
                          "circuit (default %(default)s)"},
     "--train-substeps": {"metavar": "K,...", "help": "spiking simulation steps per task step "
                          "while fine-tuning, one drawn per batch (default %(default)s)"},
+    "--rate-cap-hz": {"type": float, "help": "firing rate (Hz) above which --rate-cap-l2 "
+                      "penalizes a neuron's rate per task step (default %(default)s)"},
+    "--rate-cap-l2": {"type": float, "help": "weight of the hinge penalty mean(relu(rate_hz - "
+                      "cap)^2) (per Hz^2) while fine-tuning: keeps rates far below 1/dt so the "
+                      "circuit does not rely on the step's rate ceiling (default %(default)s: off)"},
     "--batch": {"type": positive_int, "help": "trials per optimizer step (default %(default)s)"},
     "--lr": {"type": float, "help": "Adam step size, relative to each weight array's RMS "
              "(default %(default)s)"},
@@ -116,7 +121,8 @@ PARAMETER_FLAGS: dict[str, str] = {
     "gate": "--gate", "target": "--brian2-target", "plot": "--plot", "save": "--save",
     "nir": "--nir", "size": "--size", "executor": "--executor",
     "inhibitory": "--inhibitory", "placement": "--placement", "pair_scales": "--pair-scales",
-    "train_substeps": "--train-substeps",
+    "train_substeps": "--train-substeps", "rate_cap_hz": "--rate-cap-hz",
+    "rate_cap_l2": "--rate-cap-l2",
 }
 
 

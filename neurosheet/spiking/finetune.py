@@ -49,7 +49,10 @@ class FinetuneConfig:
     fast-sigmoid surrogate (per unit of threshold); ``surrogate_dt_ms``: scale the surrogate
     derivative by ``min(1, dt / surrogate_dt_ms)`` so finer steps do not multiply the
     gradient; ``rate_l2``: penalty on the mean squared spike rate (spikes per ms), to keep
-    rates (and synaptic events) low; ``eval_every``: steps between validations
+    rates (and synaptic events) low; ``rate_cap_hz``/``rate_cap_l2``: hinge penalty
+    ``rate_cap_l2 * mean(relu(rate_hz - rate_cap_hz)^2)`` on rates above a cap well below
+    1/dt, so the circuit stays where the discrete and continuous LIF agree (off when
+    ``rate_cap_l2`` is 0); ``eval_every``: steps between validations
     (``eval_trials`` per task, at ``eval_substeps``, default the circuit's own K);
     ``schedule``: ``cosine`` decays every step size to 5% of ``lr`` at ``steps`` (a function
     of the step, so resuming needs no scheduler state), ``constant`` keeps it; ``noise``:
@@ -66,6 +69,8 @@ class FinetuneConfig:
     substeps: tuple[int, ...] = (20,)
     slope: float = 5.0
     rate_l2: float = 0.0
+    rate_cap_hz: float = 80.0
+    rate_cap_l2: float = 0.0
     surrogate_dt_ms: float | None = 5.0
     schedule: str = "cosine"
     noise: float = 0.0
@@ -90,10 +95,10 @@ class FinetuneConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise NeurosheetError(f"{name} must be a positive number, got {v!r}")
-        for name in ("rate_l2", "noise"):
+        for name in ("rate_l2", "noise", "rate_cap_hz", "rate_cap_l2"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
-                raise NeurosheetError(f"{name} must be >= 0, got {v!r}")
+                raise NeurosheetError(f"{name} must be >= 0, got {v!r}", name)
         if self.schedule not in ("cosine", "constant"):
             raise NeurosheetError(f"schedule must be cosine or constant, got {self.schedule!r}")
         if self.eval_substeps is not None and self.eval_substeps < 1:
@@ -103,6 +108,15 @@ class FinetuneConfig:
                                   "engine")
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
             raise NeurosheetError(f"seed must be an integer in [0, 2^63), got {self.seed!r}")
+
+
+def rate_cap_penalty(counts: torch.Tensor, valid: torch.Tensor, task_dt_ms: float,
+                     cap_hz: float) -> torch.Tensor:
+    """Mean over valid neuron-steps of ``relu(rate_hz - cap_hz)^2`` (Hz^2): rates above a cap
+    far below 1/dt are where coarse and fine steps disagree, so this keeps a circuit off them."""
+    mask = valid.to(counts.dtype).unsqueeze(-1)
+    excess = torch.relu(counts * (1000.0 / task_dt_ms) - cap_hz)
+    return (excess.square() * mask).sum() / (mask.sum() * counts.shape[-1]).clamp_min(1.0)
 
 
 @dataclass(frozen=True)
@@ -269,6 +283,12 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
                 rate = res.counts / circuit.task_dt_ms  # spikes per ms
                 loss = loss + cfg.rate_l2 * (rate.square() * valid).sum() / (
                     valid.sum() * circuit.n)
+            cap_term = None
+            if cfg.rate_cap_l2:
+                cap_term = cfg.rate_cap_l2 * rate_cap_penalty(
+                    res.counts, torch.as_tensor(batch.mask > 0), circuit.task_dt_ms,
+                    cfg.rate_cap_hz)
+                loss = loss + cap_term
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise NeurosheetError(f"fine-tuning loss became {value} at step {step + 1}; "
@@ -281,7 +301,8 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
                 _project_dale(net, *dale)
             step += 1
             append({"kind": "train", "step": step, "loss": value, "substeps": k,
-                    "wall_s": time.perf_counter() - t0})
+                    "wall_s": time.perf_counter() - t0,
+                    **({} if cap_term is None else {"rate_cap": float(cap_term.detach())})})
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 res_v = evaluate_now()
                 if res_v["mean"]["trial_success"] > best["mean"]["trial_success"]:
@@ -323,6 +344,8 @@ def _config_json(cfg: FinetuneConfig) -> str:
     d = asdict(cfg)
     for k in ("steps", "threads", "engine"):  # may change between sessions (steps extend a run)
         d.pop(k)
+    if not cfg.rate_cap_l2:  # off: checkpoints written before the option still resume
+        d.pop("rate_cap_hz"), d.pop("rate_cap_l2")
     return json.dumps(d, sort_keys=True)
 
 
