@@ -26,6 +26,9 @@ SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define ACT_RELU 0
 #define ACT_TANH 1
@@ -102,6 +105,7 @@ static inline void fwd_chunk_##NV(i64 B, i64 b0, float a, const i32 *restrict ip
     }                                                                                        \
 }
 FWD_CHUNK(4)
+FWD_CHUNK(2)
 FWD_CHUNK(1)
 
 /* Backward of one pre row j over [b0, b0 + 16 NV): gr[j] = go[j] + sum_e wt_e gx[post_e] and
@@ -132,21 +136,36 @@ static inline void bwd_chunk_##NV(i64 B, i64 b0, const i32 *restrict tp,        
     for (int v = 0; v < NV; ++v) ST(grj + b0 + 16 * v, acc[v]);                              \
 }
 BWD_CHUNK(4)
+BWD_CHUNK(2)
 BWD_CHUNK(1)
 
-/* Forward of every block. R holds S_max + 1 rate slots of [rows, B] when keep != 0, else 2
-   (ping-pong); out[t] = rates at the end of task step t ([T_max, rows, B]); x: [rows, B] holds
-   x0 on entry and the final state on exit. noise may be NULL. */
-void ns_forward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *ks,
-                const i64 *Ss, const float *as, int act, i64 rows,
-                const i32 *indptr, const i32 *indices, const float *w,
-                const float *drive, const float *noise, float *x,
-                float *R, int keep, float *out) {
-    const i64 plane = rows * B, b4 = B / 64 * 64, b1 = B / 16 * 16;
+/* The batch columns [c0, c1) thread t of nt owns: whole 16-column chunks split evenly, the
+   last thread also takes the tail past the last whole chunk. Columns never interact in either
+   pass (only the weight gradient sums over them), so threads need no barriers. */
+static void column_range(i64 B, int t, int nt, i64 *c0, i64 *c1) {
+    const i64 units = B / 16;
+    *c0 = units * t / nt * 16;
+    *c1 = t == nt - 1 ? B : units * (t + 1) / nt * 16;
+}
+
+/* Threads that get at least one whole 16-column chunk each (1 below 32 columns) */
+static int team_size(i64 B, int nthreads) {
+    const i64 units = B / 16;
+    if (nthreads < 1) nthreads = 1;
+    return units < nthreads ? (units > 1 ? (int)units : 1) : nthreads;
+}
+
+/* The forward pass of ns_forward on the batch columns [c0, c1) */
+static void fwd_columns(i64 B, i64 c0, i64 c1, i64 nblk, const i64 *row0, const i64 *row1,
+                        const i64 *ks, const i64 *Ss, const float *as, int act, i64 rows,
+                        const i32 *indptr, const i32 *indices, const float *w,
+                        const float *drive, const float *noise, float *x, float *R, int keep,
+                        float *out) {
+    const i64 plane = rows * B, nc = c1 - c0;
     for (i64 q = 0; q < nblk; ++q) {
         const i64 k = ks[q], S = Ss[q];
         const float a = as[q];
-        act_rows(R + row0[q] * B, x + row0[q] * B, (row1[q] - row0[q]) * B, act);
+        for (i64 i = row0[q]; i < row1[q]; ++i) act_rows(R + i * B + c0, x + i * B + c0, nc, act);
         for (i64 s = 0; s < S; ++s) {
             const float *rs = R + (keep ? s : (s & 1)) * plane;
             float *rn = R + (keep ? s + 1 : ((s + 1) & 1)) * plane;
@@ -155,60 +174,90 @@ void ns_forward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *ks
             for (i64 i = row0[q]; i < row1[q]; ++i) {
                 const float *di = dt + i * B, *ni = ns ? ns + i * B : 0;
                 float *xi = x + i * B;
-                i64 b0 = 0;
-                for (; b0 < b4; b0 += 64) fwd_chunk_4(B, b0, a, indptr, indices, w, i, rs, di, ni, xi);
-                for (; b0 < b1; b0 += 16) fwd_chunk_1(B, b0, a, indptr, indices, w, i, rs, di, ni, xi);
-                for (; b0 < B; ++b0) {
+                i64 b0 = c0;
+                for (; b0 + 64 <= c1; b0 += 64) fwd_chunk_4(B, b0, a, indptr, indices, w, i, rs, di, ni, xi);
+                for (; b0 + 32 <= c1; b0 += 32) fwd_chunk_2(B, b0, a, indptr, indices, w, i, rs, di, ni, xi);
+                for (; b0 + 16 <= c1; b0 += 16) fwd_chunk_1(B, b0, a, indptr, indices, w, i, rs, di, ni, xi);
+                for (; b0 < c1; ++b0) {
                     float tot = di[b0] + (ni ? ni[b0] : 0.0f);
                     for (i32 e = indptr[i]; e < indptr[i + 1]; ++e)
                         tot += w[e] * rs[(i64)indices[e] * B + b0];
                     xi[b0] = a == 1.0f ? tot : xi[b0] + a * (tot - xi[b0]);
                 }
-                act_rows(rn + i * B, xi, B, act);
+                act_rows(rn + i * B + c0, xi + c0, nc, act);
             }
-            if ((s + 1) % k == 0)
-                memcpy(out + ((s + 1) / k - 1) * plane + row0[q] * B, rn + row0[q] * B,
-                       sizeof(float) * (row1[q] - row0[q]) * B);
+            if ((s + 1) % k == 0) {
+                float *o = out + ((s + 1) / k - 1) * plane;
+                for (i64 i = row0[q]; i < row1[q]; ++i)
+                    memcpy(o + i * B + c0, rn + i * B + c0, sizeof(float) * nc);
+            }
         }
     }
 }
 
-/* Backward of every block (see the module docstring) on the transposed CSR (tindptr,
-   tindices; wt = a * w in transposed order; tperm: transposed edge -> edge). R: the S_max + 1
-   slots of the forward; gout: dL/d out ([T_max, rows, B]). Outputs: gdrive ([T_max, rows, B],
-   zeroed by the caller), gw ([nnz]), gx0 ([rows, B]). Scratch: ga, gb ([rows, B]),
-   gwv ([nnz, 16], zeroed by the caller). */
-void ns_backward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *ks,
-                 const i64 *Ss, const float *as, int act, i64 rows,
-                 const i32 *tindptr, const i32 *tindices, const i32 *tperm, const float *wt,
-                 const float *R, const float *gout, float *gdrive, float *gw, float *gx0,
-                 float *ga, float *gb, float *gwvf) {
-    const i64 plane = rows * B, b4 = B / 64 * 64, b1 = B / 16 * 16;
-    v16u *gwv = (v16u *)gwvf;
+/* Forward of every block. R holds S_max + 1 rate slots of [rows, B] when keep != 0, else 2
+   (ping-pong); out[t] = rates at the end of task step t ([T_max, rows, B]); x: [rows, B] holds
+   x0 on entry and the final state on exit. noise may be NULL. nthreads threads split the batch
+   columns (the result is the same for every thread count: each column is computed alike). */
+void ns_forward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *ks,
+                const i64 *Ss, const float *as, int act, i64 rows,
+                const i32 *indptr, const i32 *indices, const float *w,
+                const float *drive, const float *noise, float *x,
+                float *R, int keep, float *out, int nthreads) {
+    const int nt = team_size(B, nthreads);
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = 0, team = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        i64 c0, c1;
+        column_range(B, t, team, &c0, &c1);
+        fwd_columns(B, c0, c1, nblk, row0, row1, ks, Ss, as, act, rows, indptr, indices, w,
+                    drive, noise, x, R, keep, out);
+    }
+}
+
+/* The backward pass of ns_backward on the batch columns [c0, c1), with this thread's own
+   16-wide partial sums gwv ([nnz] x 16) */
+static void bwd_columns(i64 B, i64 c0, i64 c1, i64 nblk, const i64 *row0, const i64 *row1,
+                        const i64 *ks, const i64 *Ss, const float *as, int act, i64 rows,
+                        const i32 *tindptr, const i32 *tindices, const float *wt,
+                        const float *R, const float *gout, float *gdrive, float *gx0,
+                        float *ga, float *gb, v16u *gwv) {
+    const i64 plane = rows * B, nc = c1 - c0;
     for (i64 q = 0; q < nblk; ++q) {
-        const i64 k = ks[q], S = Ss[q], T = S / k, n = (row1[q] - row0[q]) * B;
+        const i64 k = ks[q], S = Ss[q], T = S / k;
         const float a = as[q];
         float *gx = ga, *gn = gb;
-        memset(gx + row0[q] * B, 0, sizeof(float) * n);
-        memcpy(gn + row0[q] * B, gout + (T - 1) * plane + row0[q] * B, sizeof(float) * n);
-        dact_rows(gn + row0[q] * B, gx + row0[q] * B, R + S * plane + row0[q] * B, 0.0f, n, act);
+        for (i64 i = row0[q]; i < row1[q]; ++i) {
+            const i64 o = i * B + c0;
+            memset(gx + o, 0, sizeof(float) * nc);
+            memcpy(gn + o, gout + (T - 1) * plane + o, sizeof(float) * nc);
+            dact_rows(gn + o, gx + o, R + S * plane + o, 0.0f, nc, act);
+        }
         gx = gb; gn = ga;
         for (i64 s = S - 1; s >= 0; --s) {
             const float *rs = R + s * plane;
             const float *go = (s % k == 0 && s > 0) ? gout + (s / k - 1) * plane : 0;
-            float *restrict gd = gdrive + (s / k) * plane + row0[q] * B;
-            const float *restrict gq = gx + row0[q] * B;
-            #pragma omp simd
-            for (i64 b = 0; b < n; ++b) gd[b] += a * gq[b];
+            for (i64 i = row0[q]; i < row1[q]; ++i) {
+                float *restrict gd = gdrive + (s / k) * plane + i * B + c0;
+                const float *restrict gq = gx + i * B + c0;
+                #pragma omp simd
+                for (i64 b = 0; b < nc; ++b) gd[b] += a * gq[b];
+            }
             for (i64 j = row0[q]; j < row1[q]; ++j) {
                 const float *rj = rs + j * B, *goj = go ? go + j * B : 0;
                 float *grj = gn + j * B;
-                i64 b0 = 0;
-                for (; b0 < b4; b0 += 64)
+                i64 b0 = c0;
+                for (; b0 + 64 <= c1; b0 += 64)
                     bwd_chunk_4(B, b0, tindptr, tindices, wt, j, gx, rj, goj, grj, gwv);
-                for (; b0 < b1; b0 += 16)
+                for (; b0 + 32 <= c1; b0 += 32)
+                    bwd_chunk_2(B, b0, tindptr, tindices, wt, j, gx, rj, goj, grj, gwv);
+                for (; b0 + 16 <= c1; b0 += 16)
                     bwd_chunk_1(B, b0, tindptr, tindices, wt, j, gx, rj, goj, grj, gwv);
-                for (; b0 < B; ++b0) {
+                for (; b0 < c1; ++b0) {
                     float acc = goj ? goj[b0] : 0.0f;
                     for (i32 e = tindptr[j]; e < tindptr[j + 1]; ++e) {
                         const float g = gx[(i64)tindices[e] * B + b0];
@@ -217,17 +266,50 @@ void ns_backward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *k
                     }
                     grj[b0] = acc;
                 }
-                dact_rows(grj, gx + j * B, rj, 1.0f - a, B, act);
+                dact_rows(grj + c0, gx + j * B + c0, rj + c0, 1.0f - a, nc, act);
             }
             float *t = gx; gx = gn; gn = t;
         }
-        memcpy(gx0 + row0[q] * B, gx + row0[q] * B, sizeof(float) * n);
+        for (i64 i = row0[q]; i < row1[q]; ++i)
+            memcpy(gx0 + i * B + c0, gx + i * B + c0, sizeof(float) * nc);
+    }
+}
+
+/* Backward of every block (see the module docstring) on the transposed CSR (tindptr,
+   tindices; wt = a * w in transposed order; tperm: transposed edge -> edge). R: the S_max + 1
+   slots of the forward; gout: dL/d out ([T_max, rows, B]). Outputs: gdrive ([T_max, rows, B],
+   zeroed by the caller), gw ([nnz]), gx0 ([rows, B]). Scratch: ga, gb ([rows, B]),
+   gwv ([nthreads, nnz, 16], zeroed by the caller): each thread's partial sums of gw over its
+   columns, added in thread order at the end (the only place the thread count shows). */
+void ns_backward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *ks,
+                 const i64 *Ss, const float *as, int act, i64 rows,
+                 const i32 *tindptr, const i32 *tindices, const i32 *tperm, const float *wt,
+                 const float *R, const float *gout, float *gdrive, float *gw, float *gx0,
+                 float *ga, float *gb, float *gwvf, int nthreads) {
+    const int nt = team_size(B, nthreads);
+    const i64 nnz = tindptr[rows];
+    int used = 1;
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = 0, team = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        if (t == 0) used = team;
+        i64 c0, c1;
+        column_range(B, t, team, &c0, &c1);
+        bwd_columns(B, c0, c1, nblk, row0, row1, ks, Ss, as, act, rows, tindptr, tindices, wt,
+                    R, gout, gdrive, gx0, ga, gb, (v16u *)gwvf + t * nnz);
+    }
+    const v16u *gwv = (const v16u *)gwvf;
+    for (i64 q = 0; q < nblk; ++q)
         for (i32 e = tindptr[row0[q]]; e < tindptr[row1[q]]; ++e) {
             float sum = 0.0f;
-            for (int v = 0; v < 16; ++v) sum += gwv[e][v];
-            gw[tperm[e]] = a * sum;
+            for (int t = 0; t < used; ++t)
+                for (int v = 0; v < 16; ++v) sum += gwv[t * nnz + e][v];
+            gw[tperm[e]] = as[q] * sum;
         }
-    }
 }
 
 /* ---------------------------------------------------------------- normal noise
@@ -306,14 +388,16 @@ static inline void normal_chunk(u64 key, u64 chunk, float scale, float *dst) {
     ST(dst + 16, r * sn);
 }
 
-void ns_normal(float *out, i64 n, u64 seed, float scale) {
+void ns_normal(float *out, i64 n, u64 seed, float scale, int nthreads) {
     const u64 key = mix64((v8q){0} + seed)[0];
-    i64 c = 0;
-    for (; (c + 1) * 32 <= n; ++c) normal_chunk(key, (u64)c, scale, out + c * 32);
-    if (c * 32 < n) {
+    const i64 full = n / 32;
+    const int nt = nthreads > 1 && full >= 4096 ? nthreads : 1;  /* small draws: no team */
+    #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (i64 c = 0; c < full; ++c) normal_chunk(key, (u64)c, scale, out + c * 32);
+    if (full * 32 < n) {
         float tail[32];
-        normal_chunk(key, (u64)c, scale, tail);
-        memcpy(out + c * 32, tail, sizeof(float) * (n - c * 32));
+        normal_chunk(key, (u64)full, scale, tail);
+        memcpy(out + full * 32, tail, sizeof(float) * (n - full * 32));
     }
 }
 """

@@ -107,9 +107,39 @@ def compile_library(source: str, symbols: Sequence[str], name: str = "fused",
 
 
 @functools.lru_cache(maxsize=1)
+def openmp_flags() -> tuple[str, ...]:
+    """``-fopenmp`` when the C compiler builds an OpenMP library here, else nothing.
+
+    Checked once per process; without it the kernels compile serially (the OpenMP pragmas are
+    then ignored and every call runs on one thread, whatever the thread count asks).
+    """
+    cc = _compiler()
+    if cc is None or platform.system() == "Windows":
+        return ()
+    probe = "#include <omp.h>\nint ns_probe(void) { return omp_get_max_threads(); }\n"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "probe.c"
+            src.write_text(probe)
+            done = subprocess.run([cc, "-fopenmp", "-shared", "-fPIC", "-o",
+                                   str(Path(tmp) / "probe.so"), str(src)],
+                                  capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return ("-fopenmp",) if done.returncode == 0 else ()
+
+
+@functools.lru_cache(maxsize=1)
 def _library() -> ctypes.CDLL | None:
-    """The rate kernel, compiled and loaded once per process; None when impossible."""
-    return compile_library(SOURCE, ("ns_forward", "ns_backward", "ns_normal"))
+    """The rate kernel, compiled and loaded once per process (with OpenMP where the compiler
+    has it, else serial); None when impossible."""
+    return compile_library(SOURCE, ("ns_forward", "ns_backward", "ns_normal"),
+                           flags=(*_FLAGS, *openmp_flags()))
+
+
+def threads() -> int:
+    """Threads a kernel call uses: torch's (``torch.set_num_threads``, ``OMP_NUM_THREADS``)."""
+    return max(1, torch.get_num_threads())
 
 
 def available() -> bool:
@@ -233,7 +263,7 @@ class _Fused(torch.autograd.Function):
             _i64(ks), _i64(ss), (ctypes.c_float * len(ks))(*alphas), ctypes.c_int(act),
             ctypes.c_int64(blocks.rows), _ptr(blocks.indptr), _ptr(blocks.indices), _ptr(values),
             _ptr(drive), _ptr(noise), _ptr(x), _ptr(rates), ctypes.c_int(1 if keep else 0),
-            _ptr(out))
+            _ptr(out), ctypes.c_int(threads()))
         ctx.blocks, ctx.steps, ctx.act = blocks, steps, act
         if keep:
             ctx.save_for_backward(values, rates)
@@ -250,7 +280,8 @@ class _Fused(torch.autograd.Function):
         gw = torch.empty_like(values)
         gx0 = torch.empty(rows, batch)
         scratch = ws.take((2, rows, batch))
-        partial = ws.take((blocks.nnz, 16), zero=True)
+        nt = threads()
+        partial = ws.take((nt, blocks.nnz, 16), zero=True)  # one set of partial sums per thread
         # the transpose's values, times each block's a (the a of W^T in the gradient)
         scale = torch.cat([torch.full((blocks.t_indptr[r1] - blocks.t_indptr[r0],), a)
                            for r0, r1, a in zip(blocks.row0, blocks.row1, alphas, strict=True)])
@@ -260,7 +291,7 @@ class _Fused(torch.autograd.Function):
             _i64(ks), _i64(ss), (ctypes.c_float * len(ks))(*alphas), ctypes.c_int(ctx.act),
             ctypes.c_int64(rows), _ptr(blocks.t_indptr), _ptr(blocks.t_indices),
             _ptr(blocks.t_perm32), _ptr(wt), _ptr(rates), _ptr(gout), _ptr(gdrive), _ptr(gw),
-            _ptr(gx0), _ptr(scratch[0]), _ptr(scratch[1]), _ptr(partial))
+            _ptr(gx0), _ptr(scratch[0]), _ptr(scratch[1]), _ptr(partial), ctypes.c_int(nt))
         return None, None, None, gw, gdrive, None, gx0
 
 
@@ -278,7 +309,7 @@ def normal(shape: Sequence[int], generator: torch.Generator | None, scale: float
     seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
     out = workspace.take(shape) if workspace is not None else torch.empty(tuple(shape))
     lib.ns_normal(_ptr(out), ctypes.c_int64(out.numel()), ctypes.c_uint64(seed),
-                  ctypes.c_float(scale))
+                  ctypes.c_float(scale), ctypes.c_int(threads()))
     return out
 
 
