@@ -320,76 +320,87 @@ void ns_backward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *k
    The stream depends only on (seed, n), not on the vector width; log and sin/cos are
    polynomial (Cephes single precision, ~1e-7 relative). */
 typedef uint64_t u64;
-typedef int32_t v16i __attribute__((vector_size(64)));
-typedef uint32_t v16w __attribute__((vector_size(64)));
-typedef uint64_t v8q __attribute__((vector_size(64)));
+/* 8-wide (AVX2-native) types here: 16-wide integer code spills on AVX2 (measured 5 ns a
+   number before, see docs/training.md); the lanes compute the same numbers either way */
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef uint32_t v8w __attribute__((vector_size(32)));
+typedef uint64_t v4q __attribute__((vector_size(32)));
 
-static inline v8q mix64(v8q z) {
+static inline v4q mix64(v4q z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
 }
 
-static inline v16 vlog(v16 x) {  /* x in (0, 1] */
-    v16i bits = (v16i)x;
-    v16i e = ((bits >> 23) & 0xff) - 126;
-    v16 m = (v16)((bits & 0x007fffff) | 0x3f000000);          /* m in [0.5, 1) */
-    v16i small = m < 0.70710678f;                               /* -1 where m < sqrt(1/2) */
+static inline v8 vlog(v8 x) {  /* x in (0, 1] */
+    v8i bits = (v8i)x;
+    v8i e = ((bits >> 23) & 0xff) - 126;
+    v8 m = (v8)((bits & 0x007fffff) | 0x3f000000);          /* m in [0.5, 1) */
+    v8i small = m < 0.70710678f;                               /* -1 where m < sqrt(1/2) */
     e = e + small;                                              /* e - 1 there */
-    v16 f = m - 1.0f + (v16)((v16i)m & small);                  /* 2m - 1 there, else m - 1 */
-    v16 z = f * f;
-    v16 y = (v16){0} + 7.0376836292e-2f;
+    v8 f = m - 1.0f + (v8)((v8i)m & small);                  /* 2m - 1 there, else m - 1 */
+    v8 z = f * f;
+    v8 y = (v8){0} + 7.0376836292e-2f;
     y = y * f - 1.1514610310e-1f; y = y * f + 1.1676998740e-1f;
     y = y * f - 1.2420140846e-1f; y = y * f + 1.4249322787e-1f;
     y = y * f - 1.6668057665e-1f; y = y * f + 2.0000714765e-1f;
     y = y * f - 2.4999993993e-1f; y = y * f + 3.3333331174e-1f;
     y = y * f * z;
-    v16 ef = __builtin_convertvector(e, v16);
+    v8 ef = __builtin_convertvector(e, v8);
     y += -2.12194440e-4f * ef;
     y += -0.5f * z;
     return f + y + 0.693359375f * ef;
 }
 
 /* sin and cos of 2 pi u for u in [0, 1) */
-static inline void vsincos2pi(v16 u, v16 *s, v16 *c) {
-    v16 q4 = u * 4.0f + 0.5f;
-    v16i q = __builtin_convertvector(q4, v16i);                 /* trunc of a positive = floor */
-    v16 t = (u - __builtin_convertvector(q, v16) * 0.25f) * 6.28318530717958647692f;
-    v16 z = t * t;                                              /* t in [-pi/4, pi/4] */
-    v16 sn = (v16){0} - 1.9515295891e-4f;
+static inline void vsincos2pi(v8 u, v8 *s, v8 *c) {
+    v8 q4 = u * 4.0f + 0.5f;
+    v8i q = __builtin_convertvector(q4, v8i);                 /* trunc of a positive = floor */
+    v8 t = (u - __builtin_convertvector(q, v8) * 0.25f) * 6.28318530717958647692f;
+    v8 z = t * t;                                              /* t in [-pi/4, pi/4] */
+    v8 sn = (v8){0} - 1.9515295891e-4f;
     sn = sn * z + 8.3321608736e-3f; sn = sn * z - 1.6666654611e-1f; sn = sn * z * t + t;
-    v16 cs = (v16){0} + 2.443315711809948e-5f;
+    v8 cs = (v8){0} + 2.443315711809948e-5f;
     cs = cs * z - 1.388731625493765e-3f; cs = cs * z + 4.166664568298827e-2f;
     cs = cs * z * z - 0.5f * z + 1.0f;
-    v16i swap = ((q & 1) != 0);                                 /* odd quadrants: swap */
-    v16 ss = (v16)(((v16i)sn & ~swap) | ((v16i)cs & swap));
-    v16 cc = (v16)(((v16i)cs & ~swap) | ((v16i)sn & swap));
-    v16i sflip = ((q & 2) != 0);                                /* quadrants 2, 3: sin < 0 */
-    v16i cflip = (((q + 1) & 2) != 0);                          /* quadrants 1, 2: cos < 0 */
-    const v16i sign = (v16i){0} + INT32_MIN;
-    *s = (v16)((v16i)ss ^ (sflip & sign));
-    *c = (v16)((v16i)cc ^ (cflip & sign));
+    v8i swap = ((q & 1) != 0);                                 /* odd quadrants: swap */
+    v8 ss = (v8)(((v8i)sn & ~swap) | ((v8i)cs & swap));
+    v8 cc = (v8)(((v8i)cs & ~swap) | ((v8i)sn & swap));
+    v8i sflip = ((q & 2) != 0);                                /* quadrants 2, 3: sin < 0 */
+    v8i cflip = (((q + 1) & 2) != 0);                          /* quadrants 1, 2: cos < 0 */
+    const v8i sign = (v8i){0} + INT32_MIN;
+    *s = (v8)((v8i)ss ^ (sflip & sign));
+    *c = (v8)((v8i)cc ^ (cflip & sign));
+}
+
+static inline u64 mix64s(u64 z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
 }
 
 static inline void normal_chunk(u64 key, u64 chunk, float scale, float *dst) {
-    const v8q iota = {0, 1, 2, 3, 4, 5, 6, 7};
-    const v8q p0 = iota + chunk * 16, p1 = p0 + 8;
-    /* 16 pairs of 32-bit words: word l of the first 8 hashes and word l of the other 8 */
-    const v16w w0 = (v16w)mix64(p0 * 0x9E3779B97F4A7C15ULL + key);
-    const v16w w1 = (v16w)mix64(p1 * 0x9E3779B97F4A7C15ULL + key);
-    v16 u1 = __builtin_convertvector((v16i)((w0 >> 8) + 1), v16) * 5.9604644775390625e-8f;
-    v16 u2 = __builtin_convertvector((v16i)(w1 >> 8), v16) * 5.9604644775390625e-8f;
-    v16 rad = -2.0f * vlog(u1);
-    for (int l = 0; l < 16; ++l) rad[l] = sqrtf(rad[l]);
-    const v16 r = rad * scale;
-    v16 sn, cs;
-    vsincos2pi(u2, &sn, &cs);
-    ST(dst, r * cs);
-    ST(dst + 16, r * sn);
+    const v4q iota = {0, 1, 2, 3};
+    for (int h = 0; h < 2; ++h) {  /* lanes 8h..8h+7: words of hashes 4h..4h+3 and 8+4h.. */
+        const v4q p0 = iota + (chunk * 16 + 4 * (u64)h), p1 = p0 + 8;
+        const v8w w0 = (v8w)mix64(p0 * 0x9E3779B97F4A7C15ULL + key);
+        const v8w w1 = (v8w)mix64(p1 * 0x9E3779B97F4A7C15ULL + key);
+        v8 u1 = __builtin_convertvector((v8i)((w0 >> 8) + 1), v8) * 5.9604644775390625e-8f;
+        v8 u2 = __builtin_convertvector((v8i)(w1 >> 8), v8) * 5.9604644775390625e-8f;
+        v8 rad = -2.0f * vlog(u1);
+        for (int l = 0; l < 8; ++l) rad[l] = sqrtf(rad[l]);
+        const v8 r = rad * scale;
+        v8 sn, cs;
+        vsincos2pi(u2, &sn, &cs);
+        *(v8u *)(dst + 8 * h) = r * cs;
+        *(v8u *)(dst + 16 + 8 * h) = r * sn;
+    }
 }
 
 void ns_normal(float *out, i64 n, u64 seed, float scale, int nthreads) {
-    const u64 key = mix64((v8q){0} + seed)[0];
+    const u64 key = mix64s(seed);
     const i64 full = n / 32;
     const int nt = nthreads > 1 && full >= 4096 ? nthreads : 1;  /* small draws: no team */
     #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
