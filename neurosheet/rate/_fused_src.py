@@ -37,10 +37,18 @@ SOURCE = r"""
 
 typedef int64_t i64;
 typedef int32_t i32;
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4)));  /* unaligned loads/stores */
-#define LD(p) (*(const v16u *)(p))
-#define ST(p, v) (*(v16u *)(p) = (v))
+/* The native vector width: a 64-byte vector type on AVX2 is kept on the stack by GCC (measured:
+   spills in the inner loops, ~2x slower), so there a 16-column group is two 8-wide vectors */
+#ifdef __AVX512F__
+#define VW 16
+#else
+#define VW 8
+#endif
+#define NS (16 / VW)  /* vectors per 16-column group */
+typedef float vf __attribute__((vector_size(4 * VW)));
+typedef float vfu __attribute__((vector_size(4 * VW), aligned(4)));  /* unaligned loads/stores */
+#define LD(p) (*(const vfu *)(p))
+#define ST(p, v) (*(vfu *)(p) = (v))
 
 /* r = f(x) over n floats; NaN stays NaN, as in torch (a diverging run must not look sane) */
 static void act_rows(float *restrict r, const float *restrict x, i64 n, int act) {
@@ -90,18 +98,18 @@ static inline void fwd_chunk_##NV(i64 B, i64 b0, float a, const i32 *restrict ip
                                   const i32 *restrict ix, const float *restrict w, i64 i,   \
                                   const float *restrict rs, const float *restrict di,       \
                                   const float *restrict ni, float *restrict xi) {           \
-    v16 acc[NV];                                                                             \
-    for (int v = 0; v < NV; ++v) acc[v] = LD(di + b0 + 16 * v);                              \
+    vf acc[NV * NS];                                                                         \
+    for (int v = 0; v < NV * NS; ++v) acc[v] = LD(di + b0 + VW * v);                         \
     if (ni)                                                                                  \
-        for (int v = 0; v < NV; ++v) acc[v] += LD(ni + b0 + 16 * v);                         \
+        for (int v = 0; v < NV * NS; ++v) acc[v] += LD(ni + b0 + VW * v);                    \
     for (i32 e = ip[i]; e < ip[i + 1]; ++e) {                                                \
         const float *restrict rj = rs + (i64)ix[e] * B + b0;                                 \
         const float we = w[e];                                                               \
-        for (int v = 0; v < NV; ++v) acc[v] += we * LD(rj + 16 * v);                         \
+        for (int v = 0; v < NV * NS; ++v) acc[v] += we * LD(rj + VW * v);                    \
     }                                                                                        \
-    for (int v = 0; v < NV; ++v) {  /* a = 1: x = total exactly, as the eager loop */     \
-        v16 x = LD(xi + b0 + 16 * v);                                                        \
-        ST(xi + b0 + 16 * v, a == 1.0f ? acc[v] : x + a * (acc[v] - x));                     \
+    for (int v = 0; v < NV * NS; ++v) {  /* a = 1: x = total exactly, as the eager loop */ \
+        vf x = LD(xi + b0 + VW * v);                                                         \
+        ST(xi + b0 + VW * v, a == 1.0f ? acc[v] : x + a * (acc[v] - x));                     \
     }                                                                                        \
 }
 FWD_CHUNK(4)
@@ -109,31 +117,36 @@ FWD_CHUNK(2)
 FWD_CHUNK(1)
 
 /* Backward of one pre row j over [b0, b0 + 16 NV): gr[j] = go[j] + sum_e wt_e gx[post_e] and
-   gwv[e] += gx[post_e] * r[j] (16-wide partial dot products) */
+   gwv[e] += gx[post_e] * r[j] (16-wide partial dot products: lane l of edge e sums the columns
+   l, l + 16, ... of the chunk, in that order) */
 #define BWD_CHUNK(NV)                                                                        \
 static inline void bwd_chunk_##NV(i64 B, i64 b0, const i32 *restrict tp,                    \
                                   const i32 *restrict tx, const float *restrict wt, i64 j,  \
                                   const float *restrict gx, const float *restrict rj,       \
                                   const float *restrict go, float *restrict grj,            \
-                                  v16u *restrict gwv) {                                     \
-    v16 acc[NV], r[NV];                                                                      \
-    for (int v = 0; v < NV; ++v) {                                                           \
-        acc[v] = go ? LD(go + b0 + 16 * v) : (v16){0};                                       \
-        r[v] = LD(rj + b0 + 16 * v);                                                         \
+                                  float *restrict gwv) {                                    \
+    vf acc[NV * NS], r[NV * NS];                                                             \
+    for (int v = 0; v < NV * NS; ++v) {                                                      \
+        acc[v] = go ? LD(go + b0 + VW * v) : (vf){0};                                        \
+        r[v] = LD(rj + b0 + VW * v);                                                         \
     }                                                                                        \
     for (i32 e = tp[j]; e < tp[j + 1]; ++e) {                                                \
         const float *restrict gi = gx + (i64)tx[e] * B + b0;                                 \
         const float we = wt[e];                                                              \
-        v16 d = LD(gi) * r[0];                                                               \
-        acc[0] += we * LD(gi);                                                               \
-        for (int v = 1; v < NV; ++v) {                                                       \
-            const v16 g = LD(gi + 16 * v);                                                   \
-            acc[v] += we * g;                                                                \
-            d += g * r[v];                                                                   \
+        vf d[NS];                                                                            \
+        for (int u = 0; u < NS; ++u) {                                                       \
+            const vf g = LD(gi + VW * u);                                                    \
+            d[u] = g * r[u];                                                                 \
+            acc[u] += we * g;                                                                \
         }                                                                                    \
-        gwv[e] += d;                                                                         \
+        for (int v = NS; v < NV * NS; ++v) {                                                 \
+            const vf g = LD(gi + VW * v);                                                    \
+            acc[v] += we * g;                                                                \
+            d[v % NS] += g * r[v];                                                           \
+        }                                                                                    \
+        for (int u = 0; u < NS; ++u) ST(gwv + 16 * (i64)e + VW * u, LD(gwv + 16 * (i64)e + VW * u) + d[u]); \
     }                                                                                        \
-    for (int v = 0; v < NV; ++v) ST(grj + b0 + 16 * v, acc[v]);                              \
+    for (int v = 0; v < NV * NS; ++v) ST(grj + b0 + VW * v, acc[v]);                         \
 }
 BWD_CHUNK(4)
 BWD_CHUNK(2)
@@ -225,7 +238,7 @@ static void bwd_columns(i64 B, i64 c0, i64 c1, i64 nblk, const i64 *row0, const 
                         const i64 *ks, const i64 *Ss, const float *as, int act, i64 rows,
                         const i32 *tindptr, const i32 *tindices, const float *wt,
                         const float *R, const float *gout, float *gdrive, float *gx0,
-                        float *ga, float *gb, v16u *gwv) {
+                        float *ga, float *gb, float *gwv) {
     const i64 plane = rows * B, nc = c1 - c0;
     for (i64 q = 0; q < nblk; ++q) {
         const i64 k = ks[q], S = Ss[q], T = S / k;
@@ -262,7 +275,7 @@ static void bwd_columns(i64 B, i64 c0, i64 c1, i64 nblk, const i64 *row0, const 
                     for (i32 e = tindptr[j]; e < tindptr[j + 1]; ++e) {
                         const float g = gx[(i64)tindices[e] * B + b0];
                         acc += wt[e] * g;
-                        gwv[e][0] += g * rj[b0];
+                        gwv[16 * (i64)e] += g * rj[b0];
                     }
                     grj[b0] = acc;
                 }
@@ -300,14 +313,13 @@ void ns_backward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *k
         i64 c0, c1;
         column_range(B, t, team, &c0, &c1);
         bwd_columns(B, c0, c1, nblk, row0, row1, ks, Ss, as, act, rows, tindptr, tindices, wt,
-                    R, gout, gdrive, gx0, ga, gb, (v16u *)gwvf + t * nnz);
+                    R, gout, gdrive, gx0, ga, gb, gwvf + 16 * t * nnz);
     }
-    const v16u *gwv = (const v16u *)gwvf;
     for (i64 q = 0; q < nblk; ++q)
         for (i32 e = tindptr[row0[q]]; e < tindptr[row1[q]]; ++e) {
             float sum = 0.0f;
             for (int t = 0; t < used; ++t)
-                for (int v = 0; v < 16; ++v) sum += gwv[t * nnz + e][v];
+                for (int v = 0; v < 16; ++v) sum += gwvf[16 * (t * nnz + e) + v];
             gw[tperm[e]] = as[q] * sum;
         }
 }
@@ -320,8 +332,8 @@ void ns_backward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *k
    The stream depends only on (seed, n), not on the vector width; log and sin/cos are
    polynomial (Cephes single precision, ~1e-7 relative). */
 typedef uint64_t u64;
-/* 8-wide (AVX2-native) types here: 16-wide integer code spills on AVX2 (measured 5 ns a
-   number before, see docs/training.md); the lanes compute the same numbers either way */
+/* 8-wide types here (AVX2-native): 64-byte ones spill on AVX2 (measured 5.0 ns a number
+   against 1.8); the lanes compute the same numbers either way */
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v8u __attribute__((vector_size(32), aligned(4)));
 typedef int32_t v8i __attribute__((vector_size(32)));
