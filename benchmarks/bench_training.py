@@ -15,8 +15,10 @@ time, wall time beside it, threads fixed, FP32 peak measured in the same run):
 3. Threads (``--thread-counts 1 2``): the fused engine's training step on both networks at each
    thread count, side by side (``_timing.by_threads``): wall time, the main thread's CPU time
    and the process's CPU time (all threads, spin-waits included), with the load average. The
-   kernel splits the batch columns over torch's threads; on a machine whose cores are busy
-   the extra thread buys little or nothing, so read the load beside the wall times.
+   kernel splits the batch columns into torch's thread count of parts; a team of that many
+   threads runs them unless the load average says the machine is busy (then one thread runs
+   them all: ``fused.team``); the ``forced`` line always uses the full team. Read the load
+   beside the wall times.
 
 Each line prints the executed arithmetic rate (multiply-adds actually computed: nnz per sparse
 product, N^2 per dense one, plus the input/readout projections) and its fraction of the peak.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import statistics
 import sys
 import time
@@ -191,6 +194,21 @@ def demo_data() -> tuple[RateRNN, list, tuple]:
     return g, data, (params, dyn, tc)
 
 
+def forced(fn):
+    """``fn`` with ``NEUROSHEET_THREADS_ADAPT=0``: every part's thread runs, busy or not."""
+    def run() -> None:
+        saved = os.environ.get("NEUROSHEET_THREADS_ADAPT")
+        os.environ["NEUROSHEET_THREADS_ADAPT"] = "0"
+        try:
+            fn()
+        finally:
+            if saved is None:
+                del os.environ["NEUROSHEET_THREADS_ADAPT"]
+            else:
+                os.environ["NEUROSHEET_THREADS_ADAPT"] = saved
+    return run
+
+
 def threads(args: argparse.Namespace) -> None:
     """The fused training step at each thread count, both networks, interleaved."""
     counts = args.thread_counts
@@ -214,9 +232,13 @@ def threads(args: argparse.Namespace) -> None:
                 for _ in dat:
                     step()
             return run
-        variants = {f"fused engine, {nt} thread(s)": (nt, cycle(stepper(make(), new_forward, dat,
-                                                                         lr, l2, clip)))
-                    for nt in counts}
+        variants = {}
+        for nt in counts:
+            variants[f"fused, {nt} thread(s)"] = (nt, cycle(stepper(make(), new_forward, dat,
+                                                                     lr, l2, clip)))
+            if nt > 1:  # the same parts, a full team even when the machine is busy
+                variants[f"fused, {nt} thread(s), forced"] = (nt, forced(cycle(stepper(
+                    make(), new_forward, dat, lr, l2, clip))))
         before = load()
         t = by_threads(variants, args.repeats)
         print(f"\n[3] threads, {name} network ({title}), ms per training step, median "

@@ -152,20 +152,21 @@ BWD_CHUNK(4)
 BWD_CHUNK(2)
 BWD_CHUNK(1)
 
-/* The batch columns [c0, c1) thread t of nt owns: whole 16-column chunks split evenly, the
-   last thread also takes the tail past the last whole chunk. Columns never interact in either
-   pass (only the weight gradient sums over them), so threads need no barriers. */
+/* The batch columns [c0, c1) of part t of nt: whole 16-column groups split evenly, the last
+   part also takes the tail past the last whole group. Columns never interact in either pass
+   (only the weight gradient sums over them), so parts need no barriers: each runs every
+   sub-step of its columns, on whichever thread of the team takes it. */
 static void column_range(i64 B, int t, int nt, i64 *c0, i64 *c1) {
     const i64 units = B / 16;
     *c0 = units * t / nt * 16;
     *c1 = t == nt - 1 ? B : units * (t + 1) / nt * 16;
 }
 
-/* Threads that get at least one whole 16-column chunk each (1 below 32 columns) */
-static int team_size(i64 B, int nthreads) {
+/* Parts of at least one whole 16-column group each (1 below 32 columns) */
+static int part_count(i64 B, int nparts) {
     const i64 units = B / 16;
-    if (nthreads < 1) nthreads = 1;
-    return units < nthreads ? (units > 1 ? (int)units : 1) : nthreads;
+    if (nparts < 1) nparts = 1;
+    return units < nparts ? (units > 1 ? (int)units : 1) : nparts;
 }
 
 /* The forward pass of ns_forward on the batch columns [c0, c1) */
@@ -210,23 +211,19 @@ static void fwd_columns(i64 B, i64 c0, i64 c1, i64 nblk, const i64 *row0, const 
 
 /* Forward of every block. R holds S_max + 1 rate slots of [rows, B] when keep != 0, else 2
    (ping-pong); out[t] = rates at the end of task step t ([T_max, rows, B]); x: [rows, B] holds
-   x0 on entry and the final state on exit. noise may be NULL. nthreads threads split the batch
-   columns (the result is the same for every thread count: each column is computed alike). */
+   x0 on entry and the final state on exit. noise may be NULL. The batch columns are split into
+   nparts parts run by a team of `team` threads (the result is the same for every split and
+   team: each column is computed alike). */
 void ns_forward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *ks,
                 const i64 *Ss, const float *as, int act, i64 rows,
                 const i32 *indptr, const i32 *indices, const float *w,
                 const float *drive, const float *noise, float *x,
-                float *R, int keep, float *out, int nthreads) {
-    const int nt = team_size(B, nthreads);
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int t = 0, team = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
+                float *R, int keep, float *out, int nparts, int team) {
+    const int np = part_count(B, nparts);
+    #pragma omp parallel for num_threads(team) if (team > 1 && np > 1) schedule(dynamic, 1)
+    for (int t = 0; t < np; ++t) {
         i64 c0, c1;
-        column_range(B, t, team, &c0, &c1);
+        column_range(B, t, np, &c0, &c1);
         fwd_columns(B, c0, c1, nblk, row0, row1, ks, Ss, as, act, rows, indptr, indices, w,
                     drive, noise, x, R, keep, out);
     }
@@ -292,33 +289,27 @@ static void bwd_columns(i64 B, i64 c0, i64 c1, i64 nblk, const i64 *row0, const 
    tindices; wt = a * w in transposed order; tperm: transposed edge -> edge). R: the S_max + 1
    slots of the forward; gout: dL/d out ([T_max, rows, B]). Outputs: gdrive ([T_max, rows, B],
    zeroed by the caller), gw ([nnz]), gx0 ([rows, B]). Scratch: ga, gb ([rows, B]),
-   gwv ([nthreads, nnz, 16], zeroed by the caller): each thread's partial sums of gw over its
-   columns, added in thread order at the end (the only place the thread count shows). */
+   gwv ([nparts, nnz, 16], zeroed by the caller): each part's partial sums of gw over its
+   columns, added in part order at the end (the only place the split shows: the same nparts
+   gives the same numbers bit for bit whatever the team). */
 void ns_backward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *ks,
                  const i64 *Ss, const float *as, int act, i64 rows,
                  const i32 *tindptr, const i32 *tindices, const i32 *tperm, const float *wt,
                  const float *R, const float *gout, float *gdrive, float *gw, float *gx0,
-                 float *ga, float *gb, float *gwvf, int nthreads) {
-    const int nt = team_size(B, nthreads);
+                 float *ga, float *gb, float *gwvf, int nparts, int team) {
+    const int np = part_count(B, nparts);
     const i64 nnz = tindptr[rows];
-    int used = 1;
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int t = 0, team = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
-        if (t == 0) used = team;
+    #pragma omp parallel for num_threads(team) if (team > 1 && np > 1) schedule(dynamic, 1)
+    for (int t = 0; t < np; ++t) {
         i64 c0, c1;
-        column_range(B, t, team, &c0, &c1);
+        column_range(B, t, np, &c0, &c1);
         bwd_columns(B, c0, c1, nblk, row0, row1, ks, Ss, as, act, rows, tindptr, tindices, wt,
                     R, gout, gdrive, gx0, ga, gb, gwvf + 16 * t * nnz);
     }
     for (i64 q = 0; q < nblk; ++q)
         for (i32 e = tindptr[row0[q]]; e < tindptr[row1[q]]; ++e) {
             float sum = 0.0f;
-            for (int t = 0; t < used; ++t)
+            for (int t = 0; t < np; ++t)
                 for (int v = 0; v < 16; ++v) sum += gwvf[16 * (t * nnz + e) + v];
             gw[tperm[e]] = as[q] * sum;
         }
@@ -411,10 +402,10 @@ static inline void normal_chunk(u64 key, u64 chunk, float scale, float *dst) {
     }
 }
 
-void ns_normal(float *out, i64 n, u64 seed, float scale, int nthreads) {
+void ns_normal(float *out, i64 n, u64 seed, float scale, int team) {
     const u64 key = mix64s(seed);
     const i64 full = n / 32;
-    const int nt = nthreads > 1 && full >= 4096 ? nthreads : 1;  /* small draws: no team */
+    const int nt = team > 1 && full >= 4096 ? team : 1;  /* small draws: no team */
     #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (i64 c = 0; c < full; ++c) normal_chunk(key, (u64)c, scale, out + c * 32);
     if (full * 32 < n) {

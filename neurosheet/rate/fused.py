@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -138,8 +139,36 @@ def _library() -> ctypes.CDLL | None:
 
 
 def threads() -> int:
-    """Threads a kernel call uses: torch's (``torch.set_num_threads``, ``OMP_NUM_THREADS``)."""
+    """Parts the batch columns are split into: torch's thread count (``torch.set_num_threads``,
+    ``training.threads``, ``OMP_NUM_THREADS``). It decides the numbers (the order the parts'
+    weight-gradient sums are added in); :func:`team` decides how many threads run them."""
     return max(1, torch.get_num_threads())
+
+
+_LOAD = [0.0, 0.0]  # [monotonic time of the last look, 1-minute load average then]
+
+
+def team(parts: int) -> int:
+    """Threads that run ``parts`` column parts: all of them, or 1 when the machine is busy.
+
+    Busy: the 1-minute load average (looked up at most once a second) at or above the usable
+    CPUs + 0.5, where a second thread waits for a core and makes a call several times slower
+    (measured: 0.29x at load 9 on 2 cores). The result does not depend on it, only the wall
+    time; ``NEUROSHEET_THREADS_ADAPT=0`` always uses ``parts`` threads.
+    """
+    if parts <= 1 or os.environ.get("NEUROSHEET_THREADS_ADAPT", "1") == "0":
+        return parts
+    now = time.monotonic()
+    if now - _LOAD[0] > 1.0:
+        try:
+            _LOAD[:] = [now, os.getloadavg()[0]]
+        except OSError:
+            _LOAD[:] = [now, 0.0]
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return 1 if _LOAD[1] >= cpus + 0.5 else parts
 
 
 def available() -> bool:
@@ -268,7 +297,7 @@ class _Fused(torch.autograd.Function):
             _i64(ks), _i64(ss), (ctypes.c_float * len(ks))(*alphas), ctypes.c_int(act),
             ctypes.c_int64(blocks.rows), _ptr(blocks.indptr), _ptr(blocks.indices), _ptr(values),
             _ptr(drive), _ptr(noise), _ptr(x), _ptr(rates), ctypes.c_int(1 if keep else 0),
-            _ptr(out), ctypes.c_int(threads()))
+            _ptr(out), ctypes.c_int(threads()), ctypes.c_int(team(threads())))
         ctx.blocks, ctx.steps, ctx.act = blocks, steps, act
         if keep:
             ctx.save_for_backward(values, rates)
@@ -286,7 +315,7 @@ class _Fused(torch.autograd.Function):
         gx0 = torch.empty(rows, batch)
         scratch = ws.take((2, rows, batch))
         nt = threads()
-        partial = ws.take((nt, blocks.nnz, 16), zero=True)  # one set of partial sums per thread
+        partial = ws.take((nt, blocks.nnz, 16), zero=True)  # partial sums of each column part
         # the transpose's values, times each block's a (the a of W^T in the gradient)
         scale = torch.cat([torch.full((blocks.t_indptr[r1] - blocks.t_indptr[r0],), a)
                            for r0, r1, a in zip(blocks.row0, blocks.row1, alphas, strict=True)])
@@ -296,7 +325,8 @@ class _Fused(torch.autograd.Function):
             _i64(ks), _i64(ss), (ctypes.c_float * len(ks))(*alphas), ctypes.c_int(ctx.act),
             ctypes.c_int64(rows), _ptr(blocks.t_indptr), _ptr(blocks.t_indices),
             _ptr(blocks.t_perm32), _ptr(wt), _ptr(rates), _ptr(gout), _ptr(gdrive), _ptr(gw),
-            _ptr(gx0), _ptr(scratch[0]), _ptr(scratch[1]), _ptr(partial), ctypes.c_int(nt))
+            _ptr(gx0), _ptr(scratch[0]), _ptr(scratch[1]), _ptr(partial), ctypes.c_int(nt),
+            ctypes.c_int(team(nt)))
         return None, None, None, gw, gdrive, None, gx0
 
 
@@ -314,7 +344,7 @@ def normal(shape: Sequence[int], generator: torch.Generator | None, scale: float
     seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
     out = workspace.take(shape) if workspace is not None else torch.empty(tuple(shape))
     lib.ns_normal(_ptr(out), ctypes.c_int64(out.numel()), ctypes.c_uint64(seed),
-                  ctypes.c_float(scale), ctypes.c_int(threads()))
+                  ctypes.c_float(scale), ctypes.c_int(team(threads())))
     return out
 
 
