@@ -15,10 +15,9 @@ time, wall time beside it, threads fixed, FP32 peak measured in the same run):
 3. Threads (``--thread-counts 1 2``): the fused engine's training step on both networks at each
    thread count, side by side (``_timing.by_threads``): wall time, the main thread's CPU time
    and the process's CPU time (all threads, spin-waits included), with the load average. The
-   kernel splits the batch columns into torch's thread count of parts; a team of that many
-   threads runs them unless the load average says the machine is busy (then one thread runs
-   them all: ``fused.team``); the ``forced`` line always uses the full team. Read the load
-   beside the wall times.
+   kernel splits the batch columns over torch's threads, and torch's own operations (input and
+   readout products, Adam) use them too; on a machine whose cores are busy the extra thread
+   waits for a core and makes a step slower, so read the load beside the wall times.
 
 Each line prints the executed arithmetic rate (multiply-adds actually computed: nnz per sparse
 product, N^2 per dense one, plus the input/readout projections) and its fraction of the peak.
@@ -31,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import statistics
 import sys
 import time
@@ -194,21 +192,6 @@ def demo_data() -> tuple[RateRNN, list, tuple]:
     return g, data, (params, dyn, tc)
 
 
-def forced(fn):
-    """``fn`` with ``NEUROSHEET_THREADS_ADAPT=0``: every part's thread runs, busy or not."""
-    def run() -> None:
-        saved = os.environ.get("NEUROSHEET_THREADS_ADAPT")
-        os.environ["NEUROSHEET_THREADS_ADAPT"] = "0"
-        try:
-            fn()
-        finally:
-            if saved is None:
-                del os.environ["NEUROSHEET_THREADS_ADAPT"]
-            else:
-                os.environ["NEUROSHEET_THREADS_ADAPT"] = saved
-    return run
-
-
 def threads(args: argparse.Namespace) -> None:
     """The fused training step at each thread count, both networks, interleaved."""
     counts = args.thread_counts
@@ -223,8 +206,9 @@ def threads(args: argparse.Namespace) -> None:
         ldata = [(torch.rand(steps, b, 53, generator=gen),
                   torch.randint(0, 17, (steps, b), generator=gen), torch.ones(steps, b), k)
                  for _ in range(3)]
-        nets["large"] = (lambda: RateRNN(gl, RateParams("relu", 200.0, 100.0, k), rec_noise=0.05,
-                                         seed=0, engine="fused"), ldata, (1e-3, 0.0, 1.0),
+        lparams = RateParams("relu", 200.0, 100.0, k)
+        nets["large"] = (lambda: RateRNN(gl, lparams, rec_noise=0.05, seed=0, engine="fused"),
+                         ldata, (1e-3, 0.0, 1.0),
                          f"N={n} at {gl.density:.1%}, T={steps}, {k} sub-steps, batch {b}")
     for name, (make, dat, (lr, l2, clip), title) in nets.items():
         def cycle(step, dat=dat):
@@ -232,13 +216,9 @@ def threads(args: argparse.Namespace) -> None:
                 for _ in dat:
                     step()
             return run
-        variants = {}
-        for nt in counts:
-            variants[f"fused, {nt} thread(s)"] = (nt, cycle(stepper(make(), new_forward, dat,
-                                                                     lr, l2, clip)))
-            if nt > 1:  # the same parts, a full team even when the machine is busy
-                variants[f"fused, {nt} thread(s), forced"] = (nt, forced(cycle(stepper(
-                    make(), new_forward, dat, lr, l2, clip))))
+        variants = {f"fused, {nt} thread(s)": (nt, cycle(stepper(make(), new_forward, dat,
+                                                                  lr, l2, clip)))
+                    for nt in counts}
         before = load()
         t = by_threads(variants, args.repeats)
         print(f"\n[3] threads, {name} network ({title}), ms per training step, median "
@@ -247,9 +227,9 @@ def threads(args: argparse.Namespace) -> None:
         print(f"  {'variant':<30}{'wall ms':>9}{'(min-max)':>14}{'main-thread CPU':>17}"
               f"{'process CPU':>13}{'wall speed-up':>15}")
         ref = statistics.median(t[next(iter(t))].wall)
-        for k, tm in t.items():
+        for label, tm in t.items():
             per = len(dat)
-            print(f"  {k:<30}{tm.wall_median() / per * 1e3:>9.1f}"
+            print(f"  {label:<30}{tm.wall_median() / per * 1e3:>9.1f}"
                   f"{f'{min(tm.wall) / per * 1e3:.1f}-{max(tm.wall) / per * 1e3:.1f}':>14}"
                   f"{tm.median / per * 1e3:>17.1f}{tm.process_median() / per * 1e3:>13.1f}"
                   f"{ref / tm.wall_median():>14.2f}x")

@@ -229,8 +229,7 @@ def test_a_diverging_network_is_not_made_to_look_sane(act):
 
 
 @pytest.fixture
-def restore_threads(monkeypatch):
-    monkeypatch.setenv("NEUROSHEET_THREADS_ADAPT", "0")  # real teams even on a busy machine
+def restore_threads():
     saved = torch.get_num_threads()
     yield
     torch.set_num_threads(saved)
@@ -262,24 +261,6 @@ def test_threads_split_the_batch_without_changing_the_results(batch, restore_thr
         torch.testing.assert_close(results[0][4], other[4], rtol=1e-5, atol=1e-6)
     assert torch.equal(results[1][4], results[3][4])
     assert not torch.equal(results[0][4], torch.zeros_like(results[0][4]))
-
-
-def test_the_team_running_the_parts_does_not_change_a_bit(restore_threads, monkeypatch):
-    # a busy machine runs the same column parts on one thread: the numbers stay the same
-    g = build_graph(make_sheet(49), "radius", density=0.2, seed=2).adjacency
-    blocks = Blocks.from_csr([g])
-    gen = torch.Generator().manual_seed(3)
-    vals, drive = torch.randn(g.nnz, generator=gen) * 0.2, torch.randn(4, 49, 64, generator=gen)
-    torch.set_num_threads(2)
-    results = []
-    for team in (lambda parts: parts, lambda parts: 1):
-        monkeypatch.setattr(fused, "team", team)
-        v, d = vals.clone().requires_grad_(), drive.clone().requires_grad_()
-        out = fused_rates(blocks, v, d, None, torch.zeros(49, 64), (2,), (4,), (0.5,), "tanh")
-        out.square().sum().backward()
-        results.append((out.detach(), v.grad, d.grad))
-    for a, b in zip(*results, strict=True):
-        assert torch.equal(a, b)
 
 
 def test_the_noise_stream_does_not_depend_on_the_thread_count(restore_threads):

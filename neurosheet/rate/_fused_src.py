@@ -212,8 +212,8 @@ static void fwd_columns(i64 B, i64 c0, i64 c1, i64 nblk, const i64 *row0, const 
 /* Forward of every block. R holds S_max + 1 rate slots of [rows, B] when keep != 0, else 2
    (ping-pong); out[t] = rates at the end of task step t ([T_max, rows, B]); x: [rows, B] holds
    x0 on entry and the final state on exit. noise may be NULL. The batch columns are split into
-   nparts parts run by a team of `team` threads (the result is the same for every split and
-   team: each column is computed alike). */
+   nparts parts run by a team of `team` threads (rates and states are the same for every split
+   and team: each column is computed alike). */
 void ns_forward(i64 B, i64 nblk, const i64 *row0, const i64 *row1, const i64 *ks,
                 const i64 *Ss, const float *as, int act, i64 rows,
                 const i32 *indptr, const i32 *indices, const float *w,

@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -139,36 +138,9 @@ def _library() -> ctypes.CDLL | None:
 
 
 def threads() -> int:
-    """Parts the batch columns are split into: torch's thread count (``torch.set_num_threads``,
-    ``training.threads``, ``OMP_NUM_THREADS``). It decides the numbers (the order the parts'
-    weight-gradient sums are added in); :func:`team` decides how many threads run them."""
+    """Threads of a kernel call, one per part of the batch columns: torch's thread count
+    (``torch.set_num_threads``, ``training.threads``, ``OMP_NUM_THREADS``)."""
     return max(1, torch.get_num_threads())
-
-
-_LOAD = [0.0, 0.0]  # [monotonic time of the last look, 1-minute load average then]
-
-
-def team(parts: int) -> int:
-    """Threads that run ``parts`` column parts: all of them, or 1 when the machine is busy.
-
-    Busy: the 1-minute load average (looked up at most once a second) at or above the usable
-    CPUs + 0.5, where a second thread waits for a core and makes a call several times slower
-    (measured: 0.29x at load 9 on 2 cores). The result does not depend on it, only the wall
-    time; ``NEUROSHEET_THREADS_ADAPT=0`` always uses ``parts`` threads.
-    """
-    if parts <= 1 or os.environ.get("NEUROSHEET_THREADS_ADAPT", "1") == "0":
-        return parts
-    now = time.monotonic()
-    if now - _LOAD[0] > 1.0:
-        try:
-            _LOAD[:] = [now, os.getloadavg()[0]]
-        except OSError:
-            _LOAD[:] = [now, 0.0]
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return 1 if _LOAD[1] >= cpus + 0.5 else parts
 
 
 def available() -> bool:
@@ -297,7 +269,7 @@ class _Fused(torch.autograd.Function):
             _i64(ks), _i64(ss), (ctypes.c_float * len(ks))(*alphas), ctypes.c_int(act),
             ctypes.c_int64(blocks.rows), _ptr(blocks.indptr), _ptr(blocks.indices), _ptr(values),
             _ptr(drive), _ptr(noise), _ptr(x), _ptr(rates), ctypes.c_int(1 if keep else 0),
-            _ptr(out), ctypes.c_int(threads()), ctypes.c_int(team(threads())))
+            _ptr(out), ctypes.c_int(threads()), ctypes.c_int(threads()))
         ctx.blocks, ctx.steps, ctx.act = blocks, steps, act
         if keep:
             ctx.save_for_backward(values, rates)
@@ -325,8 +297,7 @@ class _Fused(torch.autograd.Function):
             _i64(ks), _i64(ss), (ctypes.c_float * len(ks))(*alphas), ctypes.c_int(ctx.act),
             ctypes.c_int64(rows), _ptr(blocks.t_indptr), _ptr(blocks.t_indices),
             _ptr(blocks.t_perm32), _ptr(wt), _ptr(rates), _ptr(gout), _ptr(gdrive), _ptr(gw),
-            _ptr(gx0), _ptr(scratch[0]), _ptr(scratch[1]), _ptr(partial), ctypes.c_int(nt),
-            ctypes.c_int(team(nt)))
+            _ptr(gx0), _ptr(scratch[0]), _ptr(scratch[1]), _ptr(partial), ctypes.c_int(nt), ctypes.c_int(nt))
         return None, None, None, gw, gdrive, None, gx0
 
 
@@ -344,7 +315,7 @@ def normal(shape: Sequence[int], generator: torch.Generator | None, scale: float
     seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
     out = workspace.take(shape) if workspace is not None else torch.empty(tuple(shape))
     lib.ns_normal(_ptr(out), ctypes.c_int64(out.numel()), ctypes.c_uint64(seed),
-                  ctypes.c_float(scale), ctypes.c_int(team(threads())))
+                  ctypes.c_float(scale), ctypes.c_int(threads()))
     return out
 
 
