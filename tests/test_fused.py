@@ -175,6 +175,18 @@ def test_reused_buffers_never_overwrite_a_tensor_still_held():
     assert torch.equal(first.rates, kept)
 
 
+def test_a_returned_buffer_is_lent_again_on_a_cache_line():
+    ws = fused.Workspace()
+    first = ws.take((3, 40))
+    ptr = first.data_ptr()
+    held = ws.take((3, 40))
+    assert held.data_ptr() != ptr  # still in use: a new buffer
+    del first
+    again = ws.take((2, 50), zero=True)
+    assert again.data_ptr() == ptr and torch.all(again == 0)  # free again: reused
+    assert ptr % 64 == 0 and held.data_ptr() % 64 == 0
+
+
 def test_engine_names_and_the_fallback_without_a_compiler():
     g = graph()
     assert RateRNN(g, engine="eager").uses_fused() is False

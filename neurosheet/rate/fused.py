@@ -166,11 +166,12 @@ class Workspace:
     def take(self, shape: Sequence[int], zero: bool = False) -> torch.Tensor:
         """A contiguous float32 tensor of ``shape`` (zero-filled if asked), possibly reused."""
         n = int(np.prod(shape))
-        for raw, aligned in self._arrays:
-            # references to raw: the pool's tuple, the aligned view's base, getrefcount's
-            # argument; every lent slice adds one (its base is raw: CPython/NumPy semantics)
-            if aligned.size >= n and sys.getrefcount(raw) == 3:
-                t = torch.from_numpy(aligned[:n]).view(*shape)
+        for i in range(len(self._arrays)):
+            # references to the allocation: the pool's tuple, the aligned view's base,
+            # getrefcount's argument; every lent slice adds one (its base is the allocation:
+            # CPython/NumPy semantics). No local name may hold it here.
+            if self._arrays[i][1].size >= n and sys.getrefcount(self._arrays[i][0]) == 3:
+                t = torch.from_numpy(self._arrays[i][1][:n]).view(*shape)
                 return t.zero_() if zero else t
         if len(self._arrays) >= self._limit:
             return torch.zeros(*shape) if zero else torch.empty(*shape)
