@@ -152,10 +152,11 @@ def convert(run: RunLike, conversion: Any = None, *, seeds: SeedPlan = DEFAULT_S
 def finetune(run: RunLike, config: Any = None, conversion: Any = None, *,
              seeds: SeedPlan = DEFAULT_SEEDS, calibration_trials: int = 64,
              out: str | Path | None = None, resume: bool = True, progress: bool = False,
-             stop_after: int | None = None) -> dict[str, Any]:
+             stop_after: int | None = None, start: str = "converted") -> dict[str, Any]:
     """Fine-tune the run's converted spiking circuit with surrogate gradients (the run's
     'finetune' and 'finetune_validation' seed streams); the best circuit on validation trials
-    becomes the run's ``spiking/circuit.npz``, which every spiking stage then uses."""
+    becomes the run's ``spiking/circuit.npz``, which every spiking stage then uses.
+    ``start="tuned"`` continues from that fine-tuned circuit instead (e.g. at a finer step)."""
     from neurosheet.spiking.conversion import ConversionConfig
     from neurosheet.spiking.finetune import FinetuneConfig, finetune_run
 
@@ -164,7 +165,7 @@ def finetune(run: RunLike, config: Any = None, conversion: Any = None, *,
     log_fn = log.info if progress else None
     result = finetune_run(run.path, cfg, conversion or ConversionConfig(), out_dir=out,
                           calibration_trials=calibration_trials, seeds=seeds, resume=resume,
-                          stop_after=stop_after, log=log_fn)
+                          stop_after=stop_after, log=log_fn, start=start)
     return {"run_dir": str(run), "steps": result.steps, "resumed_from": result.resumed_from,
             "best_step": result.best_step, "initial": result.initial["mean"],
             "best": result.best["mean"], "validation_trials_per_task": cfg.eval_trials,

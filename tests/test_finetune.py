@@ -169,3 +169,45 @@ def test_finetune_cli_writes_the_circuit_every_command_uses(tmp_path, capsys):
                  "--rate-hz", "1000", "--tau-mem", "50", "--gate", "off", "--json"]) == 0
     sim = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert sim["conversion"]["meta"]["source"] == "finetune"
+    # continue from the tuned circuit at a finer step (a curriculum's second stage)
+    argv[argv.index("--substeps") + 1] = "12"
+    argv[argv.index("--train-substeps") + 1] = "12"
+    assert main([*argv, "--from-tuned"]) == 0
+    cont = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert cont["substeps"] == 12 and cont["train_substeps"] == [12]
+    assert (tmp_path / "spiking" / "finetune-from-tuned-k12" / "start.npz").is_file()
+
+
+def test_continued_finetuning_starts_from_the_tuned_circuit_and_resumes_exactly(tmp_path):
+    from neurosheet.spiking.finetune import finetune_run
+    from neurosheet.spiking.persist import load_tuned, save_tuned
+
+    c = _task_circuit(seed=7)
+    save_run_circuit(tmp_path, c)
+    knobs = {"rate_hz": 1000.0, "tau_mem_ms": 50.0, "gate": "off"}
+    coarse, fine = ConversionConfig(substeps=4, **knobs), ConversionConfig(substeps=8, **knobs)
+    with pytest.raises(NeurosheetError, match="no fine-tuned circuit"):
+        finetune_run(tmp_path, FinetuneConfig(steps=2, **TINY), fine, calibration_trials=8,
+                     start="tuned")
+    finetune_run(tmp_path, FinetuneConfig(steps=2, **TINY), coarse, calibration_trials=8)
+    tuned = load_tuned(tmp_path, c, fine)
+    cfg = FinetuneConfig(steps=4, **{**TINY, "substeps": (8,)})
+    part, whole = tmp_path / "part", tmp_path / "whole"
+    first = finetune_run(tmp_path, cfg, fine, calibration_trials=8, start="tuned", out_dir=part,
+                         stop_after=2)
+    assert first.steps == 2 and first.initial["mean"] == finetune_run(
+        tmp_path, cfg, fine, calibration_trials=8, start="tuned", out_dir=whole).initial["mean"]
+    # the run's circuit is now the continued one (here: also changed by hand); resuming still
+    # starts from the kept starting circuit
+    now = load_tuned(tmp_path, c, fine)
+    assert now.meta["finetune"]["start"] == "tuned"
+    save_tuned(tmp_path, now.with_weights(w_rec=now.w_rec * 0.5))
+    rest = finetune_run(tmp_path, cfg, fine, calibration_trials=8, start="tuned", out_dir=part)
+    assert rest.resumed_from == 2 and rest.steps == 4
+    assert SpikingCircuit.load(part / "start.npz", c.graph).fingerprint() == tuned.fingerprint()
+
+    def losses(d):
+        return [json.loads(line)["loss"] for line in (d / "metrics.jsonl").read_text().splitlines()
+                if json.loads(line)["kind"] == "train"]
+
+    assert losses(part) == losses(whole)

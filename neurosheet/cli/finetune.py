@@ -16,7 +16,8 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "finetune", help="fine-tune the converted spiking circuit on the task loss",
         description="Train a run's converted spiking circuit (same edges: masked synapses stay "
         "exactly zero) with surrogate gradients on the rate training's loss, starting from the "
-        "converted weights. The best circuit on validation trials becomes DIR/spiking/"
+        "converted weights (--from-tuned: from the run's fine-tuned circuit, e.g. to continue "
+        "at a finer --substeps). The best circuit on validation trials becomes DIR/spiking/"
         "circuit.npz, which simulate, evaluate, export, budget and the pipeline then use "
         "(--converted: the plain conversion). Re-running the same command resumes from the "
         "last checkpoint (in --out, default DIR/spiking/finetune).")
@@ -25,6 +26,7 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     O.add(p, "--train-substeps", default=",".join(map(str, d.substeps)))
     O.add(p, "--batch", default=d.batch)
     O.add(p, "--lr", default=d.lr)
+    O.add(p, "--from-tuned")
     O.add(p, "--out")
     O.add(p, "--seed", default=0)
     p.add_argument("--restart", action="store_true",
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     s = stages.finetune(args.run_dir, cfg, O.conversion_from_args(args),
                         seeds=O.seeds_from_args(args), calibration_trials=args.calibration_trials,
-                        out=args.out, resume=not args.restart, progress=O.progress(args))
+                        out=args.out, resume=not args.restart, progress=O.progress(args),
+                        start="tuned" if args.from_tuned else "converted")
     if args.json:
         print_json(s)
         return 0

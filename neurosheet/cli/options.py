@@ -80,6 +80,9 @@ FLAGS: dict[str, dict[str, Any]] = {
     "--batch": {"type": positive_int, "help": "trials per optimizer step (default %(default)s)"},
     "--lr": {"type": float, "help": "Adam step size, relative to each weight array's RMS "
              "(default %(default)s)"},
+    "--from-tuned": {"action": "store_true", "help": "continue from the run's fine-tuned "
+                     "circuit (DIR/spiking/circuit.npz) instead of the conversion, e.g. at another "
+                     "--substeps; checkpoints in DIR/spiking/finetune-from-tuned-kK unless --out"},
     "--finetune-below": {"type": fraction, "help": "fine-tune the spiking circuit when its "
                          "validation trial success is below this fraction of the rate "
                          "network's (default %(default)s)"},

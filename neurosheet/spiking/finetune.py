@@ -23,7 +23,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ class FinetuneConfig:
     when the kernel is available here (same spikes, gradients equal to rounding).
     """
 
-    steps: int = 600
+    steps: int = 1200
     batch: int = 32
     lr: float = 1e-2
     substeps: tuple[int, ...] = (20,)
@@ -357,19 +357,26 @@ def _trim(path: Path, size: int) -> None:
             fh.truncate(size)
 
 
+START_FILE = "start.npz"  # a continued fine-tuning's starting circuit, kept for exact resume
+
+
 def finetune_run(run_dir: str | Path, config: FinetuneConfig | None = None,
                  conversion: Any = None, *, out_dir: str | Path | None = None,
                  calibration_trials: int = 64, seeds: Any = None, progress: bool = False,
                  resume: bool = True, stop_after: int | None = None,
-                 log: Any = None) -> FinetuneResult:
+                 log: Any = None, start: str = "converted") -> FinetuneResult:
     """Fine-tune a run's converted circuit; the result becomes ``DIR/spiking/circuit.npz``.
 
-    The starting point is the run's conversion for ``conversion`` (a
+    ``start="converted"``: the starting point is the run's conversion for ``conversion`` (a
     :class:`~neurosheet.spiking.conversion.ConversionConfig`, default recipe; saved and reused
     as ``DIR/spiking/conversion.npz``), calibrated on the run's 'calibration' seed stream.
+    ``start="tuned"``: continue from the run's fine-tuned circuit (a curriculum, e.g. K 20
+    then K 1000), simulated at ``conversion.substeps``; it is copied to ``out_dir/start.npz``
+    so that resuming starts from the same circuit after this run replaced it.
     Checkpoints, metrics and the best circuit go to ``out_dir`` (default
-    ``DIR/spiking/finetune``); re-running resumes there. The circuit is written to the run only
-    when the configured number of steps is done.
+    ``DIR/spiking/finetune``; ``DIR/spiking/finetune-from-tuned-kK`` for ``tuned``); re-running
+    resumes there. The circuit is written to the run only when the configured number of steps
+    is done.
     """
     from neurosheet.core.rundir import RunDir
     from neurosheet.core.seeds import SeedPlan
@@ -377,20 +384,53 @@ def finetune_run(run_dir: str | Path, config: FinetuneConfig | None = None,
     from neurosheet.spiking import persist
     from neurosheet.spiking.conversion import ConversionConfig
 
+    if start not in ("converted", "tuned"):
+        raise NeurosheetError(f"start must be converted or tuned, got {start!r}", "start")
     run = RunDir(run_dir).require()
     seeds = seeds or SeedPlan()
     circuit = load_run_circuit(run.path)
     conv = conversion or ConversionConfig()
-    start = persist.spiking_for_run(run.path, circuit, conv, calibration_trials, seeds.model,
-                                    tuned=False)
     cfg = config or FinetuneConfig()
-    out = Path(out_dir) if out_dir is not None else run.finetune
-    result = finetune(start, out, cfg, progress=progress, resume=resume, stop_after=stop_after,
+    if start == "converted":
+        out = Path(out_dir) if out_dir is not None else run.finetune
+        first = persist.spiking_for_run(run.path, circuit, conv, calibration_trials,
+                                        seeds.model, tuned=False)
+    else:
+        out = (Path(out_dir) if out_dir is not None
+               else run.spiking / f"finetune-from-tuned-k{conv.substeps}")
+        first = _continued_start(run.path, circuit, conv, out, resume)
+    result = finetune(first, out, cfg, progress=progress, resume=resume, stop_after=stop_after,
                       log=log, train_seed=seeds.finetune,
                       validation_seed=seeds.finetune_validation)
+    if start == "tuned":
+        fine = result.circuit.meta["finetune"]
+        meta = {**result.circuit.meta, "finetune": {**fine, "start": "tuned",
+                "continued_from": first.meta.get("finetune")}}
+        result = replace(result, circuit=replace(result.circuit, meta=meta))
     if result.steps >= cfg.steps:
         persist.save_tuned(run.path, result.circuit)
     return result
+
+
+def _continued_start(run_dir: Path, circuit: Any, conv: Any, out: Path,
+                     resume: bool) -> SpikingCircuit:
+    """The starting circuit of a continued fine-tuning: the one kept in ``out`` when resuming
+    (the run's circuit may since be this fine-tuning's result), else the run's tuned circuit."""
+    from neurosheet.spiking import persist
+
+    kept = out / START_FILE
+    if resume and kept.is_file() and (out / "checkpoint.pt").is_file():
+        found = persist.load_from(kept, circuit)
+        if found is not None:
+            return found.at_substeps(conv.substeps)
+    found = persist.load_tuned(run_dir, circuit, conv)
+    if found is None:
+        raise NeurosheetError(
+            f"{run_dir} has no fine-tuned circuit of its current weights and neuron model to "
+            "continue from; run `neurosheet finetune` first", "start")
+    out.mkdir(parents=True, exist_ok=True)
+    found.save(kept)
+    return found
 
 
 def _dale_masks(graph: Any) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -113,6 +113,13 @@ def _from(sc: SpikingCircuit, circuit: Circuit) -> bool:
             and sc.meta.get("graph_fingerprint") == circuit.graph.fingerprint())
 
 
+def load_from(path: str | Path, circuit: Circuit) -> SpikingCircuit | None:
+    """The spiking circuit saved at ``path`` if it was made from ``circuit``'s current weights
+    (and graph); else None (a continued fine-tuning's kept starting point)."""
+    sc = _read(Path(path), circuit)
+    return sc if sc is not None and _from(sc, circuit) else None
+
+
 def load_conversion(run_dir: str | Path, circuit: Circuit,
                     config: ConversionConfig | None = None) -> SpikingCircuit | None:
     """The saved conversion of this run if it was made from ``circuit``'s current weights
