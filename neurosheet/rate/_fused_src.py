@@ -17,9 +17,12 @@ Backward (BPTT by hand; ``gx`` is dL/dx of the later sub-step)::
 
 ``f'`` is written in terms of ``r = f(x)`` so only rates are stored. Both passes *gather*: the
 forward walks the CSR rows (post), the backward the rows of the transpose (pre), so each row's
-batch chunk stays in vector registers (GCC vector extensions: 16 floats, AVX-512 or split) and
+batch chunk stays in vector registers (GCC vector extensions at the native width: 16 floats
+with AVX-512, 8 with AVX2) and
 memory is written once per row, not once per synapse; the per-synapse dot products of ``gw``
-accumulate as 16-wide partial sums and are reduced once per call.
+accumulate as 16-wide partial sums and are reduced once per call. Threads split the batch
+columns (one part each, no barriers: columns never interact), each part with its own partial
+sums, added in part order at the end.
 """
 
 SOURCE = r"""

@@ -138,8 +138,10 @@ def _library() -> ctypes.CDLL | None:
 
 
 def threads() -> int:
-    """Threads of a kernel call, one per part of the batch columns: torch's thread count
-    (``torch.set_num_threads``, ``training.threads``, ``OMP_NUM_THREADS``)."""
+    """Threads of a kernel call, one per part of the batch columns: torch's thread count.
+
+    Set by ``torch.set_num_threads``, ``training.threads`` or ``OMP_NUM_THREADS``.
+    """
     return max(1, torch.get_num_threads())
 
 
