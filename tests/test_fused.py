@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import scipy.stats
@@ -187,7 +185,7 @@ def test_a_returned_buffer_is_lent_again_on_a_cache_line():
     assert ptr % 64 == 0 and held.data_ptr() % 64 == 0
 
 
-def test_engine_names_and_the_fallback_without_a_compiler():
+def test_engine_names_and_the_fallback_without_a_compiler(no_compiled_kernels):
     g = graph()
     assert RateRNN(g, engine="eager").uses_fused() is False
     with pytest.raises(NeurosheetError, match="engine"):
@@ -197,24 +195,13 @@ def test_engine_names_and_the_fallback_without_a_compiler():
     # without a compiler (or with NEUROSHEET_FUSED=0) everything runs on the eager path
     from neurosheet.rate.model import resolve_engine
 
-    saved = os.environ.get("NEUROSHEET_FUSED")
-    os.environ["NEUROSHEET_FUSED"] = "0"
-    fused._library.cache_clear()
-    try:
-        assert not fused.available()
-        assert resolve_engine("auto") == "eager"
-        m = RateRNN(g, RateParams("relu", 200.0, 100.0, 2), rec_noise=0.1)
-        assert m.engine == "eager" and not m.uses_fused()
-        m(torch.rand(3, 4, N_IN)).logits.sum().backward()  # torch.randn noise, eager loop
-        with pytest.raises(NeurosheetError, match="compiler"):
-            RateRNN(g, engine="fused")
-    finally:
-        if saved is None:
-            del os.environ["NEUROSHEET_FUSED"]
-        else:
-            os.environ["NEUROSHEET_FUSED"] = saved
-        fused._library.cache_clear()
-    assert fused.available()
+    assert not fused.available()
+    assert resolve_engine("auto") == "eager"
+    m = RateRNN(g, RateParams("relu", 200.0, 100.0, 2), rec_noise=0.1)
+    assert m.engine == "eager" and not m.uses_fused()
+    m(torch.rand(3, 4, N_IN)).logits.sum().backward()  # torch.randn noise, eager loop
+    with pytest.raises(NeurosheetError, match="compiler"):
+        RateRNN(g, engine="fused")
 
 
 def test_cost_model_reproduces_the_measured_choices():
