@@ -74,6 +74,7 @@ class Timing:
 
     cpu: list[float] = field(default_factory=list)
     wall: list[float] = field(default_factory=list)
+    process: list[float] = field(default_factory=list)  # every thread's CPU (only by_threads)
 
     @property
     def median(self) -> float:
@@ -84,6 +85,12 @@ class Timing:
 
     def wall_median(self) -> float:
         return statistics.median(self.wall)
+
+    def wall_spread(self) -> str:
+        return f"{min(self.wall) * 1e3:.1f}-{max(self.wall) * 1e3:.1f}"
+
+    def process_median(self) -> float:
+        return statistics.median(self.process)
 
 
 def interleaved(variants: dict[str, Callable[[], object]], repeats: int,
@@ -105,4 +112,32 @@ def interleaved(variants: dict[str, Callable[[], object]], repeats: int,
             fn()
             out[k].cpu.append(clock() - c0)
             out[k].wall.append(time.perf_counter() - w0)
+    return out
+
+
+def by_threads(variants: dict[str, tuple[int, Callable[[], object]]], repeats: int,
+               warmup: int = 1) -> dict[str, Timing]:
+    """Like :func:`interleaved`, each variant at its own torch thread count ``(threads, fn)``.
+
+    Records, per repeat, the calling thread's CPU time (``cpu``), the whole process's CPU time
+    (``process``: every worker thread, spin-waits included) and wall time; with more threads
+    than free cores (a loaded machine) wall time is what the extra threads cannot buy.
+    """
+    saved = torch.get_num_threads()
+    try:
+        for nt, fn in variants.values():
+            torch.set_num_threads(nt)
+            for _ in range(warmup):
+                fn()
+        out = {k: Timing() for k in variants}
+        for _ in range(repeats):
+            for k, (nt, fn) in variants.items():
+                torch.set_num_threads(nt)
+                w0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
+                fn()
+                out[k].cpu.append(time.thread_time() - c0)
+                out[k].process.append(time.process_time() - p0)
+                out[k].wall.append(time.perf_counter() - w0)
+    finally:
+        torch.set_num_threads(saved)
     return out

@@ -12,17 +12,25 @@ time, wall time beside it, threads fixed, FP32 peak measured in the same run):
    batches, sub-steps drawn from 4/8/16 as in training): the fused engine against today's
    eager step (main at 6c51170, ``benchmarks/_legacy.py``; sparse kernel, one ``torch.randn``
    per sub-step). Bar: >= 3x.
+3. Threads (``--thread-counts 1 2``): the fused engine's training step on both networks at each
+   thread count, side by side (``_timing.by_threads``): wall time, the main thread's CPU time
+   and the process's CPU time (all threads, spin-waits included), with the load average. The
+   kernel splits the batch columns over torch's threads, and torch's own operations (input and
+   readout products, Adam) use them too; on a machine whose cores are busy the extra thread
+   waits for a core and makes a step slower, so read the load beside the wall times.
 
 Each line prints the executed arithmetic rate (multiply-adds actually computed: nnz per sparse
 product, N^2 per dense one, plus the input/readout projections) and its fraction of the peak.
 
     python benchmarks/bench_training.py [--threads 1] [--repeats 7] [--skip-large]
+        [--thread-counts 1 2] [--threads-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,7 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _legacy import legacy_forward
-from _timing import Timing, header, interleaved, load, peak_gflops
+from _timing import Timing, by_threads, header, interleaved, load, peak_gflops
 
 from neurosheet.graph.circuit import RateParams
 from neurosheet.graph.projections import attach_projections
@@ -167,6 +175,66 @@ def demo(args: argparse.Namespace, peak: float) -> float:
     return ratio
 
 
+def demo_data() -> tuple[RateRNN, list, tuple]:
+    """The demo network, six real trial batches (sub-steps 4/8/16 in turn) and its settings."""
+    from neurosheet.rate.config import load_model_preset
+    from neurosheet.tasks import N_OUT, TrialSampler, load_suite
+
+    preset, _ = load_model_preset("demo")
+    suite = load_suite("demo")
+    sampler = TrialSampler(suite.tasks, seed=0, weights=suite.weights)
+    g = make_graph(preset.sheet, sampler.n_inputs, N_OUT, 0)
+    dyn, tc = preset.dynamics, preset.training
+    ks = list(dyn.train_substeps or [dyn.substeps])
+    data = [(torch.as_tensor(bt.inputs), torch.as_tensor(bt.targets), torch.as_tensor(bt.mask),
+             ks[i % len(ks)]) for i, bt in enumerate(sampler.sample(tc.batch) for _ in range(6))]
+    params = RateParams(dyn.activation, dyn.tau_ms, dyn.dt_ms, dyn.substeps)
+    return g, data, (params, dyn, tc)
+
+
+def threads(args: argparse.Namespace) -> None:
+    """The fused training step at each thread count, both networks, interleaved."""
+    counts = args.thread_counts
+    g, data, (params, dyn, tc) = demo_data()
+    nets = {"demo": (lambda: RateRNN(g, params, gain=dyn.gain, rec_noise=dyn.rec_noise, seed=0,
+                                     engine="fused"), data, (tc.lr, tc.rate_l2, tc.grad_clip or 1.0),
+                     f"N={g.n} at {g.density:.1%}, batch {tc.batch}, sub-steps 4/8/16 in turn")}
+    if not args.skip_large:
+        n, d, steps, k, b = args.n, args.density, 30, 4, 64
+        gl = attach_projections(build_graph(make_sheet(n), "radius", density=d, seed=0), 53, 17)
+        gen = torch.Generator().manual_seed(1)
+        ldata = [(torch.rand(steps, b, 53, generator=gen),
+                  torch.randint(0, 17, (steps, b), generator=gen), torch.ones(steps, b), k)
+                 for _ in range(3)]
+        lparams = RateParams("relu", 200.0, 100.0, k)
+        nets["large"] = (lambda: RateRNN(gl, lparams, rec_noise=0.05, seed=0, engine="fused"),
+                         ldata, (1e-3, 0.0, 1.0),
+                         f"N={n} at {gl.density:.1%}, T={steps}, {k} sub-steps, batch {b}")
+    for name, (make, dat, (lr, l2, clip), title) in nets.items():
+        def cycle(step, dat=dat):
+            def run() -> None:
+                for _ in dat:
+                    step()
+            return run
+        variants = {f"fused, {nt} thread(s)": (nt, cycle(stepper(make(), new_forward, dat,
+                                                                  lr, l2, clip)))
+                    for nt in counts}
+        before = load()
+        t = by_threads(variants, args.repeats)
+        print(f"\n[3] threads, {name} network ({title}), ms per training step, median "
+              f"(min-max) of {args.repeats} repeats of {len(dat)} steps; {before} before, "
+              f"{load()} after")
+        print(f"  {'variant':<30}{'wall ms':>9}{'(min-max)':>14}{'main-thread CPU':>17}"
+              f"{'process CPU':>13}{'wall speed-up':>15}")
+        ref = statistics.median(t[next(iter(t))].wall)
+        for label, tm in t.items():
+            per = len(dat)
+            print(f"  {label:<30}{tm.wall_median() / per * 1e3:>9.1f}"
+                  f"{f'{min(tm.wall) / per * 1e3:.1f}-{max(tm.wall) / per * 1e3:.1f}':>14}"
+                  f"{tm.median / per * 1e3:>17.1f}{tm.process_median() / per * 1e3:>13.1f}"
+                  f"{ref / tm.wall_median():>14.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1024)
@@ -174,13 +242,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-large", action="store_true", help="only the demo comparison")
+    ap.add_argument("--thread-counts", type=int, nargs="+", default=[1, 2],
+                    help="thread counts compared in [3] (default 1 2)")
+    ap.add_argument("--threads-only", action="store_true", help="only the thread comparison [3]")
     args = ap.parse_args()
     header(args.threads)
+    if args.threads_only:
+        threads(args)
+        print(f"\n{load()}")
+        return
     peak = peak_gflops()
     print(f"measured FP32 peak (2048^3 sgemm, {args.threads} thread(s)): {peak:.1f} GFLOP/s")
     if not args.skip_large:
         large(args, peak)
     demo(args, peak)
+    threads(args)
     print(f"\n{load()}")
 
 

@@ -32,6 +32,7 @@ from neurosheet.core.io import write_json, write_text
 from neurosheet.core.results import PipelineSummary, StageRecord
 from neurosheet.core.rundir import RunDir, exclusive_dir
 from neurosheet.core.seeds import SeedPlan
+from neurosheet.graph.circuit import task_mode_of
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ def _finetune(run: RunDir, cfg: PipelineConfig, seeds: SeedPlan, conversion: Any
                 "validation_trials_per_task": meta.get("validation_trials")}
     sc = stages.convert(run, conversion, seeds=seeds, circuit=circuit)
     val = heldout_batches(circuit.tasks, ft.eval_trials, seeds.finetune_validation,
-                          rule_inputs=circuit.tasks)
+                          rule_inputs=circuit.tasks, mode=task_mode_of(circuit))
     rate = score_batches(RateBackend().logits_fn(circuit), val, tuple(val))["mean"]["trial_success"]
     spk = validate(sc, val)["mean"]["trial_success"]
     ratio = spk / rate if rate > 0 else None  # None: the rate network fails validation too

@@ -17,6 +17,23 @@ os.environ.setdefault("NEUROSHEET_CACHE", tempfile.mkdtemp(prefix="neurosheet-te
 
 
 @pytest.fixture
+def no_compiled_kernels(monkeypatch):
+    """Both compiled kernels (rate and spiking) switched off as if no compiler existed
+    (``NEUROSHEET_FUSED=0``), restored and reloaded afterwards."""
+    from neurosheet.rate import fused as rate_fused
+    from neurosheet.spiking import fused as spiking_fused
+
+    monkeypatch.setenv("NEUROSHEET_FUSED", "0")
+    for mod in (rate_fused, spiking_fused):
+        mod._library.cache_clear()
+    yield
+    monkeypatch.undo()
+    for mod in (rate_fused, spiking_fused):
+        mod._library.cache_clear()
+    assert rate_fused.available() and spiking_fused.available()
+
+
+@pytest.fixture
 def grid64():
     return make_sheet(64, "grid")
 

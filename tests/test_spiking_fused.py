@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 
 import numpy as np
@@ -154,29 +153,18 @@ def test_unsupported_modules_and_engine_names():
         fused.run(sheet(sc), x, engine="jit")
 
 
-def test_fallback_without_the_compiled_kernel(tmp_path):
+def test_fallback_without_the_compiled_kernel(tmp_path, no_compiled_kernels):
     sc = spiking(2)
     net = sheet(sc)
     x = torch.as_tensor(random_inputs(4, 2, N_IN, seed=0))
-    saved = os.environ.get("NEUROSHEET_FUSED")
-    os.environ["NEUROSHEET_FUSED"] = "0"
-    fused._library.cache_clear()
-    try:
-        assert not fused.available()
-        assert fused.resolve_engine("auto") == "eager"
-        out = fused.run(net, x, substeps=2)
-        out.logits.sum().backward()  # the eager module's autograd
-        assert out.logits.grad_fn is not None and net.w_rec.grad is not None
-        with pytest.raises(NeurosheetError, match="compiler"):
-            fused.run(net, x, substeps=2, engine="fused")
-        with pytest.raises(NeurosheetError, match="kernel"):
-            fused.simulate(net, x, substeps=2)
-        with pytest.raises(NeurosheetError, match="compiler"):
-            finetune(sc, tmp_path, FinetuneConfig(engine="fused"))
-    finally:
-        if saved is None:
-            del os.environ["NEUROSHEET_FUSED"]
-        else:
-            os.environ["NEUROSHEET_FUSED"] = saved
-        fused._library.cache_clear()
-    assert fused.available()
+    assert not fused.available()
+    assert fused.resolve_engine("auto") == "eager"
+    out = fused.run(net, x, substeps=2)
+    out.logits.sum().backward()  # the eager module's autograd
+    assert out.logits.grad_fn is not None and net.w_rec.grad is not None
+    with pytest.raises(NeurosheetError, match="compiler"):
+        fused.run(net, x, substeps=2, engine="fused")
+    with pytest.raises(NeurosheetError, match="kernel"):
+        fused.simulate(net, x, substeps=2)
+    with pytest.raises(NeurosheetError, match="compiler"):
+        finetune(sc, tmp_path, FinetuneConfig(engine="fused"))

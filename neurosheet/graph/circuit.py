@@ -192,10 +192,25 @@ def save_run_circuit(run_dir: str | Path, circuit: Circuit) -> None:
     circuit.save(RunDir(run_dir).circuit)
 
 
+def task_mode_of(circuit: Any) -> str:
+    """The task generator (``fixed`` or ``reference``) a circuit was trained on, from its meta:
+    every later stage (conversion, fine-tuning, spike counts) draws its trials the same way."""
+    return str(circuit.meta.get("task_mode", "fixed"))
+
+
 def load_run_circuit(run_dir: str | Path) -> Circuit:
     """Load the circuit of a run directory (graph + weights), checking they belong together."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NeurosheetError(f"run directory not found: {run_dir}")
-    graph = SheetGraph.load(RunDir(run_dir).graph)
-    return Circuit.load(RunDir(run_dir).circuit, graph)
+    run = RunDir(run_dir)
+    graph = SheetGraph.load(run.graph)
+    circuit = Circuit.load(run.circuit, graph)
+    if "task_mode" not in circuit.meta and run.config_json.is_file():  # saved before recorded
+        try:
+            mode = json.loads(run.config_json.read_text()).get("training", {}).get("task_mode")
+        except (OSError, ValueError, AttributeError):
+            mode = None
+        if mode:
+            circuit.meta["task_mode"] = str(mode)
+    return circuit

@@ -663,7 +663,7 @@ def _trim_metrics(path: Path, size: int) -> None:
 def _circuit_meta(config: dict[str, Any], step: int,
                   bimt: BimtRegularizer | None = None) -> dict[str, Any]:
     meta = {"preset": config["preset"], "suite": config["suite"], "seed": config["seed"],
-            "step": step}
+            "step": step, "task_mode": config.get("training", {}).get("task_mode", "fixed")}
     return {**meta, **bimt.meta()} if bimt is not None else meta
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from neurosheet.core.errors import NeurosheetError
-from neurosheet.graph.circuit import Circuit
+from neurosheet.graph.circuit import Circuit, task_mode_of
 from neurosheet.spiking.model import (
     READOUTS,
     RESETS,
@@ -281,6 +281,7 @@ def convert(circuit: Circuit, calibration_inputs: np.ndarray,
         "conversion": asdict(config),
         "rate_weights": rate_weights_fingerprint(circuit),
         "graph_fingerprint": circuit.graph.fingerprint(),
+        "task_mode": task_mode_of(circuit),
         "rate_percentile_global": r_global,
         "scale_min": float(scale.min()), "scale_max": float(scale.max()),
         "kappa_per_ms": kappa,

@@ -32,6 +32,7 @@ import torch
 
 from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.io import write_json, write_with
+from neurosheet.graph.circuit import task_mode_of
 from neurosheet.spiking.model import SpikingCircuit
 
 CHECKPOINT_FORMAT = "neurosheet.finetune_checkpoint"
@@ -221,13 +222,17 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
     opt = torch.optim.Adam(param_groups(net, cfg.lr))
     dale = _dale_masks(circuit.graph)
     base_lr = [g["lr"] for g in opt.param_groups]
-    sampler = TrialSampler(circuit.tasks, seed=cfg.seed if train_seed is None else train_seed)
+    mode = task_mode_of(circuit)  # the trials the rate network was trained on (fixed/reference)
+    sampler = TrialSampler(circuit.tasks, seed=cfg.seed if train_seed is None else train_seed,
+                           mode=mode)
     val_seed = cfg.seed + VALIDATION_SEED_OFFSET if validation_seed is None else validation_seed
-    val = heldout_batches(circuit.tasks, cfg.eval_trials, val_seed, rule_inputs=circuit.tasks)
+    val = heldout_batches(circuit.tasks, cfg.eval_trials, val_seed, rule_inputs=circuit.tasks,
+                          mode=mode)
     step, metrics_bytes, best_step, best, initial = 0, 0, 0, None, None
     if resume and ckpt_path.exists():
         payload = _load_checkpoint(ckpt_path)
         if (payload["source"] != source or payload["config"] != _config_json(cfg)
+                or payload.get("task_mode", "fixed") != mode
                 or payload.get("seeds") != [train_seed, validation_seed]):
             raise NeurosheetError(
                 f"{out} holds a fine-tuning of another circuit or with other settings; "
@@ -315,6 +320,7 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
                 fh.flush()
                 _save_checkpoint(ckpt_path, {
                     "format": CHECKPOINT_FORMAT, "step": step, "source": source,
+                    "task_mode": mode,
                     "seeds": [train_seed, validation_seed],
                     "config": _config_json(cfg),
                     "model": {k2: v.detach().cpu() for k2, v in net.state_dict().items()},

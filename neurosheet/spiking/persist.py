@@ -21,7 +21,7 @@ from neurosheet.core.errors import NeurosheetError
 from neurosheet.core.io import write_json
 from neurosheet.core.rundir import RunDir
 from neurosheet.core.seeds import SeedPlan
-from neurosheet.graph.circuit import Circuit
+from neurosheet.graph.circuit import Circuit, task_mode_of
 from neurosheet.spiking.conversion import ConversionConfig, convert, rate_weights_fingerprint
 from neurosheet.spiking.model import SpikingCircuit
 
@@ -40,10 +40,12 @@ def _tasks_module() -> Any:
 
 
 def sampler(circuit: Circuit, seed: int) -> Any:
-    """A trial sampler over the circuit's trained tasks (same rule-input layout as training)."""
+    """A trial sampler over the circuit's trained tasks (same rule-input layout and task mode
+    as training)."""
     if not circuit.tasks:
         raise NeurosheetError("this circuit records no tasks: give input arrays (inputs)")
-    return _tasks_module().TrialSampler(list(circuit.tasks), seed=seed)
+    return _tasks_module().TrialSampler(list(circuit.tasks), seed=seed,
+                                        mode=task_mode_of(circuit))
 
 
 def calibration_batch(circuit: Circuit, trials: int, seed: int) -> Any:
@@ -108,9 +110,10 @@ def _read(path: Path, circuit: Circuit) -> SpikingCircuit | None:
 
 
 def _from(sc: SpikingCircuit, circuit: Circuit) -> bool:
-    """Was ``sc`` made from these rate weights (and this graph)?"""
+    """Was ``sc`` made from these rate weights (and this graph), for the same task mode?"""
     return (sc.meta.get("rate_weights") == rate_weights_fingerprint(circuit)
-            and sc.meta.get("graph_fingerprint") == circuit.graph.fingerprint())
+            and sc.meta.get("graph_fingerprint") == circuit.graph.fingerprint()
+            and task_mode_of(sc) == task_mode_of(circuit))
 
 
 def load_from(path: str | Path, circuit: Circuit) -> SpikingCircuit | None:
