@@ -113,8 +113,7 @@ class FinetuneConfig:
 
 def rate_cap_penalty(counts: torch.Tensor, valid: torch.Tensor, task_dt_ms: float,
                      cap_hz: float) -> torch.Tensor:
-    """Mean over valid neuron-steps of ``relu(rate_hz - cap_hz)^2`` (Hz^2): rates above a cap
-    far below 1/dt are where coarse and fine steps disagree, so this keeps a circuit off them."""
+    """Mean of ``relu(rate_hz - cap_hz)^2`` over valid neuron-steps: keeps rates off the 1/dt cap."""
     mask = valid.to(counts.dtype).unsqueeze(-1)
     excess = torch.relu(counts * (1000.0 / task_dt_ms) - cap_hz)
     return (excess.square() * mask).sum() / (mask.sum() * counts.shape[-1]).clamp_min(1.0)
