@@ -224,3 +224,30 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def write_torch(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
+    """``torch.save`` a checkpoint payload atomically (serialized first, then one file write)."""
+    import io as _io
+
+    import torch
+
+    buf = _io.BytesIO()
+    torch.save(payload, buf)
+    return write_with(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def read_torch(path: str | os.PathLike[str], fmt: str, what: str) -> dict[str, Any]:
+    """A checkpoint payload written by :func:`write_torch` whose ``format`` is ``fmt``; a
+    damaged or foreign file raises one clear error naming ``what`` it should have been."""
+    import torch
+
+    from neurosheet.core.errors import NeurosheetError
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for damaged files
+        raise NeurosheetError(f"{path}: corrupt checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise NeurosheetError(f"{path}: not a neurosheet {what}")
+    return payload

@@ -11,7 +11,6 @@ losses of an uninterrupted one bit for bit.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import math
@@ -32,7 +31,7 @@ from pydantic import ValidationError
 
 from neurosheet.core import rundir
 from neurosheet.core.errors import NeurosheetError
-from neurosheet.core.io import write_json, write_text, write_with
+from neurosheet.core.io import read_torch, write_json, write_text, write_torch
 from neurosheet.core.paths import check_writable_dir
 from neurosheet.core.presets import format_validation_error
 from neurosheet.core.seeds import SeedPlan, check_seed
@@ -163,21 +162,14 @@ def _save_checkpoint(run_dir: Path, st: _State, fingerprint: str) -> None:
         "metrics_bytes": st.metrics_bytes,
         "bimt": st.bimt.state_dict() if st.bimt is not None else None,
     }
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    write_with(rundir.RunDir(run_dir).checkpoint, lambda fh: fh.write(buf.getvalue()))
+    write_torch(rundir.RunDir(run_dir).checkpoint, payload)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint; a missing, truncated or foreign file raises one clear error."""
     if not path.is_file():
         raise NeurosheetError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for damaged files
-        raise NeurosheetError(f"{path}: corrupt checkpoint ({type(exc).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise NeurosheetError(f"{path}: not a neurosheet checkpoint")
+    payload = read_torch(path, CHECKPOINT_FORMAT, "checkpoint")
     for key, kind in _PAYLOAD.items():
         if key not in payload:
             raise NeurosheetError(f"{path}: damaged checkpoint (no '{key}' entry)")

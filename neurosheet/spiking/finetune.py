@@ -19,7 +19,6 @@ The circuit with the best validation trial success (at the circuit's own K) is w
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from neurosheet.core.errors import NeurosheetError
-from neurosheet.core.io import write_json, write_with
+from neurosheet.core.io import read_torch, write_json, write_torch
 from neurosheet.graph.circuit import task_mode_of
 from neurosheet.spiking.model import SpikingCircuit
 
@@ -355,19 +354,11 @@ def _config_json(cfg: FinetuneConfig) -> str:
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    write_with(path, lambda fh: fh.write(buf.getvalue()))
+    write_torch(path, payload)
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for damaged files
-        raise NeurosheetError(f"{path}: corrupt checkpoint ({type(exc).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise NeurosheetError(f"{path}: not a neurosheet fine-tuning checkpoint")
-    return payload
+    return read_torch(path, CHECKPOINT_FORMAT, "fine-tuning checkpoint")
 
 
 def _save_best(out: Path, circuit: SpikingCircuit) -> None:
