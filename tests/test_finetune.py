@@ -13,7 +13,14 @@ from neurosheet.core.errors import NeurosheetError
 from neurosheet.graph.circuit import Circuit, save_run_circuit
 from neurosheet.spiking.conversion import ConversionConfig, convert
 from neurosheet.spiking.demo import random_circuit
-from neurosheet.spiking.finetune import FinetuneConfig, finetune, param_groups, rate_cap_penalty
+from neurosheet.spiking.finetune import (
+    FinetuneConfig,
+    RateTeacher,
+    distill_penalty,
+    finetune,
+    param_groups,
+    rate_cap_penalty,
+)
 from neurosheet.spiking.model import SpikingCircuit
 from neurosheet.spiking.network import SpikingSheet
 
@@ -96,6 +103,55 @@ def test_rate_cap_penalty_is_zero_below_the_cap_and_pulls_rates_down_above_it(co
                          sc.task_dt_ms, cap).backward()
         grads.append(net.w_rec.grad.abs().sum())
     assert grads[0] == 0 and grads[1] > 0
+
+
+def test_distillation_targets_are_the_conversion_map_of_the_rate_networks_rates(converted):
+    from neurosheet.spiking.conversion import rate_logits
+    from neurosheet.spiking.persist import calibration_batch
+
+    c, sc = converted
+    teacher = RateTeacher.for_circuit(c, sc)
+    b = calibration_batch(c, 4, 2)
+    _, rates = rate_logits(c, b.inputs)
+    target = teacher.targets(b.inputs).double().numpy()
+    # a unit at the calibration percentile fires rate_hz: BUSY's 1000 Hz is 100 spikes per 100 ms
+    assert teacher.norm == pytest.approx(BUSY["rate_hz"] / 1000.0 * sc.task_dt_ms)
+    np.testing.assert_allclose(target, rates * teacher.norm / sc.meta["rate_percentile_global"],
+                               rtol=1e-5, atol=1e-6)
+    # the penalty: zero where counts equal the target, only valid steps count, gradient signs
+    counts = torch.tensor([[[2.0, 6.0]], [[9.0, 9.0]]], requires_grad=True)
+    tgt = torch.tensor([[[2.0, 4.0]], [[0.0, 0.0]]])
+    valid = torch.tensor([[True], [False]])
+    pen = distill_penalty(counts, tgt, valid, 4.0)
+    assert float(pen.detach()) == pytest.approx(((6.0 - 4.0) / 4.0) ** 2 / 2)
+    pen.backward()
+    assert counts.grad[0, 0, 0] == 0 and counts.grad[0, 0, 1] > 0 and not counts.grad[1].any()
+
+
+def test_distillation_needs_a_teacher_and_a_global_calibration(converted, tmp_path):
+    from neurosheet.spiking.persist import calibration_batch
+
+    c, sc = converted
+    with pytest.raises(NeurosheetError, match="teacher"):
+        finetune(sc, tmp_path, FinetuneConfig(steps=2, distill=1.0, **TINY))
+    per_neuron = convert(c, calibration_batch(c, 8, 0).inputs,
+                         ConversionConfig(substeps=8, gate="off", calibration="neuron", **BUSY))
+    with pytest.raises(NeurosheetError, match="globally calibrated"):
+        RateTeacher.for_circuit(c, per_neuron)
+
+
+def test_distillation_pulls_spike_counts_toward_the_rate_network(converted, tmp_path):
+    c, sc = converted
+    teacher = RateTeacher.for_circuit(c, sc)
+    cfg = FinetuneConfig(steps=12, distill=50.0, lr=0.03, **TINY)
+    finetune(sc, tmp_path, cfg, teacher=teacher)
+    values = [json.loads(line)["distill"] for line in
+              (tmp_path / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
+    assert len(values) == 12 and all(np.isfinite(values))
+    assert np.mean(values[-3:]) < np.mean(values[:3])  # the counts moved toward the teacher
+    with pytest.raises(NeurosheetError, match="other settings"):  # distill is part of the config
+        finetune(sc, tmp_path, FinetuneConfig(steps=12, distill=10.0, lr=0.03, **TINY),
+                 teacher=teacher)
 
 
 def test_resume_reproduces_an_uninterrupted_run(converted, tmp_path):

@@ -28,6 +28,7 @@ def add_parser(subs: argparse._SubParsersAction) -> argparse.ArgumentParser:
     O.add(p, "--rate-cap-hz", default=d.rate_cap_hz)
     O.add(p, "--rate-cap-l2", default=d.rate_cap_l2)
     O.add(p, "--lr", default=d.lr)
+    O.add(p, "--distill", default=d.distill)
     O.add(p, "--from-tuned")
     O.add(p, "--out")
     O.add(p, "--seed", default=0)
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                               f"{args.train_substeps!r}", "train_substeps") from None
     cfg = FinetuneConfig(steps=args.finetune_steps, batch=args.batch, lr=args.lr,
                          substeps=train_k, seed=args.seed, rate_cap_hz=args.rate_cap_hz,
-                         rate_cap_l2=args.rate_cap_l2)
+                         rate_cap_l2=args.rate_cap_l2, distill=args.distill)
     if O.progress(args):
         import logging
 

@@ -83,6 +83,9 @@ FLAGS: dict[str, dict[str, Any]] = {
                       "cap)^2) (per Hz^2) while fine-tuning: keeps rates far below 1/dt so the "
                       "circuit does not rely on the step's rate ceiling (default %(default)s: off)"},
     "--batch": {"type": positive_int, "help": "trials per optimizer step (default %(default)s)"},
+    "--distill": {"type": float, "help": "weight of the distillation term that pulls each "
+                  "neuron's spike count toward the rate network's rate mapped by the conversion "
+                  "(the rate network as teacher on the same trials; default %(default)s: off)"},
     "--lr": {"type": float, "help": "Adam step size, relative to each weight array's RMS "
              "(default %(default)s)"},
     "--from-tuned": {"action": "store_true", "help": "continue from the run's fine-tuned "
@@ -122,7 +125,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "nir": "--nir", "size": "--size", "executor": "--executor",
     "inhibitory": "--inhibitory", "placement": "--placement", "pair_scales": "--pair-scales",
     "train_substeps": "--train-substeps", "rate_cap_hz": "--rate-cap-hz",
-    "rate_cap_l2": "--rate-cap-l2",
+    "rate_cap_l2": "--rate-cap-l2", "distill": "--distill",
 }
 
 

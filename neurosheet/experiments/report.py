@@ -37,6 +37,11 @@ def load_results(out: str | Path) -> tuple[Design, Results, dict[str, Any]]:
     sc = design.scales.get(meta.get("scale", ""))
     if sc is not None and sc.synapse_budget is not None:  # the scale's own budget governs
         design = design.model_copy(update={"synapse_budget": sc.synapse_budget})
+    if sc is not None and sc.conditions is not None:  # an arm holds only the scale's conditions
+        keep = set(sc.conditions)
+        arms = [a.model_copy(update={"conditions": [c for c in a.conditions if c in keep]
+                                     or a.conditions}) for a in design.arms]
+        design = design.model_copy(update={"arms": arms})
     return design, results, meta
 
 

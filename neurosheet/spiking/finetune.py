@@ -23,6 +23,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,10 @@ class FinetuneConfig:
     keeps the circuit from relying on the exact spike times of one step size; ``engine``:
     ``fused`` simulates each batch (forward and backward) and each validation in one compiled
     call (:mod:`neurosheet.spiking.fused`), ``eager`` with the torch module, ``auto`` fused
-    when the kernel is available here (same spikes, gradients equal to rounding).
+    when the kernel is available here (same spikes, gradients equal to rounding);
+    ``distill``: weight of a distillation term that pulls each neuron's spike count per task
+    step toward what the conversion maps the rate network's unit rate to (the rate network as
+    teacher, on the same trials: N targets per step instead of one label; 0: off).
     """
 
     steps: int = 1200
@@ -82,6 +86,7 @@ class FinetuneConfig:
     seed: int = 0
     threads: int | None = 1
     engine: str = "auto"
+    distill: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "eval_every", "eval_trials", "checkpoint_every"):
@@ -95,7 +100,7 @@ class FinetuneConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise NeurosheetError(f"{name} must be a positive number, got {v!r}")
-        for name in ("rate_l2", "noise", "rate_cap_hz", "rate_cap_l2"):
+        for name in ("rate_l2", "noise", "rate_cap_hz", "rate_cap_l2", "distill"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise NeurosheetError(f"{name} must be >= 0, got {v!r}", name)
@@ -116,6 +121,52 @@ def rate_cap_penalty(counts: torch.Tensor, valid: torch.Tensor, task_dt_ms: floa
     mask = valid.to(counts.dtype).unsqueeze(-1)
     excess = torch.relu(counts * (1000.0 / task_dt_ms) - cap_hz)
     return (excess.square() * mask).sum() / (mask.sum() * counts.shape[-1]).clamp_min(1.0)
+
+
+@dataclass(frozen=True)
+class RateTeacher:
+    """The rate network whose unit rates a fine-tuned spiking circuit is pulled toward.
+
+    The conversion maps a unit rate ``r`` to ``r / r_p * rate_hz`` spikes per second (``r_p``:
+    the calibration percentile, global calibration), so the teacher's target is that many
+    spikes per task step; ``norm`` (the count at ``r_p``) makes the penalty unit-free.
+    """
+
+    circuit: Any  # the run's rate Circuit
+    counts_per_rate: float
+    norm: float
+
+    @classmethod
+    def for_circuit(cls, rate_circuit: Any, spiking: SpikingCircuit) -> RateTeacher:
+        """The teacher of ``spiking`` from its conversion record (global calibration only)."""
+        conv = spiking.meta.get("conversion") or {}
+        r_p = spiking.meta.get("rate_percentile_global")
+        if conv.get("calibration", "global") != "global" or not r_p:
+            raise NeurosheetError("distillation needs a globally calibrated conversion "
+                                  "(--calibration global)", "distill")
+        norm = float(conv["rate_hz"]) / 1000.0 * spiking.task_dt_ms
+        return cls(rate_circuit, norm / float(r_p), norm)
+
+    @cached_property
+    def model(self) -> Any:
+        """The rate network in evaluation mode (no noise), built once."""
+        from neurosheet.rate.model import RateRNN
+
+        return RateRNN.from_circuit(self.circuit).eval()
+
+    def targets(self, inputs: np.ndarray) -> torch.Tensor:
+        """Spikes per task step ``[T, B, N]`` the conversion maps the rate network's rates to."""
+        with torch.no_grad():
+            rates = self.model(torch.as_tensor(inputs, dtype=torch.float32)).rates
+        return rates * self.counts_per_rate
+
+
+def distill_penalty(counts: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                    norm: float) -> torch.Tensor:
+    """Mean of ``((counts - target) / norm)^2`` over valid neuron-steps (task steps that count)."""
+    mask = valid.to(counts.dtype).unsqueeze(-1)
+    err = (counts - target.to(counts.dtype)) / norm
+    return (err.square() * mask).sum() / (mask.sum() * counts.shape[-1]).clamp_min(1.0)
 
 
 @dataclass(frozen=True)
@@ -182,7 +233,8 @@ def validate(circuit: SpikingCircuit, batches: dict[str, Any], substeps: int | N
 def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfig | None = None,
              *, progress: bool = False, resume: bool = True, stop_after: int | None = None,
              log: Any = None, train_seed: int | None = None,
-             validation_seed: int | None = None) -> FinetuneResult:
+             validation_seed: int | None = None,
+             teacher: RateTeacher | None = None) -> FinetuneResult:
     """Fine-tune ``circuit`` with surrogate gradients; checkpoints and logs go to ``out_dir``.
 
     Training trials come from ``train_seed`` and the validation trials that pick the best
@@ -193,7 +245,8 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
     ``out_dir`` (e.g. ``RUN/spiking/finetune``) holds ``checkpoint.pt``, ``metrics.jsonl``,
     ``best.npz`` (the best circuit so far) and ``summary.json``; re-running with the same
     circuit and config resumes from the checkpoint. ``stop_after`` stops at that step as if
-    interrupted (tests, drivers).
+    interrupted (tests, drivers). ``teacher`` (needed when ``config.distill`` > 0) gives the
+    distillation targets.
     """
     from neurosheet.rate.evaluation import heldout_batches
     from neurosheet.rate.training import masked_loss
@@ -206,6 +259,8 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
     engine = cfg.engine
     if not circuit.tasks:
         raise NeurosheetError("the spiking circuit records no tasks to fine-tune on")
+    if cfg.distill and teacher is None:
+        raise NeurosheetError("distill > 0 needs the rate network as teacher", "distill")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(out_dir)
@@ -292,6 +347,13 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
                     res.counts, torch.as_tensor(batch.mask > 0), circuit.task_dt_ms,
                     cfg.rate_cap_hz)
                 loss = loss + cap_term
+            distill_term = None
+            if cfg.distill and teacher is not None:
+                distill_term = cfg.distill * distill_penalty(
+                    res.counts, teacher.targets(batch.inputs).clamp(max=float(k)),
+                    torch.as_tensor(batch.mask > 0),
+                    teacher.norm)
+                loss = loss + distill_term
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise NeurosheetError(f"fine-tuning loss became {value} at step {step + 1}; "
@@ -305,7 +367,9 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
             step += 1
             append({"kind": "train", "step": step, "loss": value, "substeps": k,
                     "wall_s": time.perf_counter() - t0,
-                    **({} if cap_term is None else {"rate_cap": float(cap_term.detach())})})
+                    **({} if cap_term is None else {"rate_cap": float(cap_term.detach())}),
+                    **({} if distill_term is None
+                       else {"distill": float(distill_term.detach())})})
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 res_v = evaluate_now()
                 if res_v["mean"]["trial_success"] > best["mean"]["trial_success"]:
@@ -350,6 +414,8 @@ def _config_json(cfg: FinetuneConfig) -> str:
         d.pop(k)
     if not cfg.rate_cap_l2:  # off: checkpoints written before the option still resume
         d.pop("rate_cap_hz"), d.pop("rate_cap_l2")
+    if not cfg.distill:
+        d.pop("distill")
     return json.dumps(d, sort_keys=True)
 
 
@@ -418,9 +484,10 @@ def finetune_run(run_dir: str | Path, config: FinetuneConfig | None = None,
         out = (Path(out_dir) if out_dir is not None
                else run.spiking / f"finetune-from-tuned-k{conv.substeps}")
         first = _continued_start(run.path, circuit, conv, out, resume)
+    teacher = RateTeacher.for_circuit(circuit, first) if cfg.distill else None
     result = finetune(first, out, cfg, progress=progress, resume=resume, stop_after=stop_after,
                       log=log, train_seed=seeds.finetune,
-                      validation_seed=seeds.finetune_validation)
+                      validation_seed=seeds.finetune_validation, teacher=teacher)
     if start == "tuned":
         fine = result.circuit.meta["finetune"]
         meta = {**result.circuit.meta, "finetune": {**fine, "start": "tuned",
