@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     for stage in filter(None, args.stages.split(",")):
         k, steps = (int(v) for v in stage.split(":"))
         cfg = FinetuneConfig(steps=steps, lr=args.lr, substeps=(k,), batch=args.batch,
-                             rate_l2=args.rate_l2, eval_every=args.eval_every)
+                             rate_l2=args.rate_l2, eval_every=args.eval_every,
+                             distill=0.0)  # a saved circuit, no rate network at hand
         t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_utime
         res = finetune(sc.at_substeps(k), args.out / f"k{k}", cfg)
         sc = res.circuit

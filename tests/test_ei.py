@@ -199,7 +199,8 @@ def test_trained_ei_circuit_keeps_every_sign_in_every_file(tmp_path, monkeypatch
     from neurosheet.spiking.finetune import FinetuneConfig, finetune
 
     tuned = finetune(spiking, tmp_path / "ft", FinetuneConfig(steps=6, batch=4, eval_every=3,
-                                                              eval_trials=2, substeps=(8,))).circuit
+                                                              eval_trials=2, substeps=(8,),
+                                                              distill=0.0)).circuit
     assert sign_violations(g.types, pre, tuned.w_rec) == 0
     assert sign_violations(g.types, rpre, tuned.w_out) == 0
     # snntorch: the weights of the module it simulates

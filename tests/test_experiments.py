@@ -178,19 +178,19 @@ def test_an_arm_holds_only_the_conditions_its_scale_runs(tmp_path):
     from neurosheet.experiments.report import load_results
 
     (tmp_path / "design.toml").write_text((ROOT / "experiments" / "liu2023.toml").read_text())
-    point = [{"cut": 0.1, "synapses": 300, "fraction": 0.30, "val": 0.6, "test": 0.55}]
-    for cond in ("bimt-lam0.1", "l1-lam0.1"):
+    point = [{"cut": 0.1, "synapses": 150, "fraction": 0.15, "val": 0.6, "test": 0.55}]
+    for cond in ("bimt-lam0.1", "none"):
         (tmp_path / "results" / cond).mkdir(parents=True)
         (tmp_path / "results" / cond / "s0.json").write_text(
             json.dumps(_result(cond, 0, 0.9, 0.5, point)))
     got = {}
-    for scale in ("small", "medium"):  # the medium scale runs lambda 0.1 only
+    for scale in ("small", "tiny"):  # the tiny scale runs lambda 0.1 only
         (tmp_path / "experiment.json").write_text(json.dumps({"scale": scale, "jobs": []}))
         design, results, _ = load_results(tmp_path)
         got[scale] = (design.arm("bimt").conditions,
                       arm_values(design, design.arm("bimt"), "budget_test", results))
     assert got["small"][0] == ["bimt-lam0.1", "bimt-lam0.3"] and got["small"][1] == {}
-    assert got["medium"][0] == ["bimt-lam0.1"] and got["medium"][1][0]["value"] == 0.55
+    assert got["tiny"][0] == ["bimt-lam0.1"] and got["tiny"][1][0]["value"] == 0.55
 
 
 # --------------------------------------------------------------------- run, interrupt, resume

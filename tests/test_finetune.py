@@ -25,7 +25,8 @@ from neurosheet.spiking.model import SpikingCircuit
 from neurosheet.spiking.network import SpikingSheet
 
 BUSY = {"rate_hz": 1000.0, "tau_mem_ms": 50.0}
-TINY = {"batch": 4, "eval_every": 2, "eval_trials": 2, "substeps": (4,), "checkpoint_every": 2}
+TINY = {"batch": 4, "eval_every": 2, "eval_trials": 2, "substeps": (4,), "checkpoint_every": 2,
+        "distill": 0.0}
 
 
 def _task_circuit(seed: int = 3) -> Circuit:
@@ -133,7 +134,7 @@ def test_distillation_needs_a_teacher_and_a_global_calibration(converted, tmp_pa
 
     c, sc = converted
     with pytest.raises(NeurosheetError, match="teacher"):
-        finetune(sc, tmp_path, FinetuneConfig(steps=2, distill=1.0, **TINY))
+        finetune(sc, tmp_path, FinetuneConfig(steps=2, **{**TINY, "distill": 1.0}))
     per_neuron = convert(c, calibration_batch(c, 8, 0).inputs,
                          ConversionConfig(substeps=8, gate="off", calibration="neuron", **BUSY))
     with pytest.raises(NeurosheetError, match="globally calibrated"):
@@ -143,14 +144,14 @@ def test_distillation_needs_a_teacher_and_a_global_calibration(converted, tmp_pa
 def test_distillation_pulls_spike_counts_toward_the_rate_network(converted, tmp_path):
     c, sc = converted
     teacher = RateTeacher.for_circuit(c, sc)
-    cfg = FinetuneConfig(steps=12, distill=50.0, lr=0.03, **TINY)
+    cfg = FinetuneConfig(steps=12, lr=0.03, **{**TINY, "distill": 50.0})
     finetune(sc, tmp_path, cfg, teacher=teacher)
     values = [json.loads(line)["distill"] for line in
               (tmp_path / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
     assert len(values) == 12 and all(np.isfinite(values))
     assert np.mean(values[-3:]) < np.mean(values[:3])  # the counts moved toward the teacher
     with pytest.raises(NeurosheetError, match="other settings"):  # distill is part of the config
-        finetune(sc, tmp_path, FinetuneConfig(steps=12, distill=10.0, lr=0.03, **TINY),
+        finetune(sc, tmp_path, FinetuneConfig(steps=12, lr=0.03, **{**TINY, "distill": 10.0}),
                  teacher=teacher)
 
 

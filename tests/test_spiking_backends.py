@@ -211,7 +211,7 @@ def test_backends_agree_on_a_finetuned_circuit(tmp_path):
     cal = calibration_batch(circuit, 8, 0)
     sc = convert(circuit, cal.inputs, ConversionConfig(substeps=10, gate="off", **BUSY))
     res = finetune(sc, tmp_path / "ft", FinetuneConfig(steps=3, batch=4, eval_every=3,
-                                                       eval_trials=2, substeps=(5,)))
+                                                       eval_trials=2, substeps=(5,), distill=0.0))
     tuned = SpikingSheet(sc, trainable=True)
     assert res.steps == 3
     last = torch.load(tmp_path / "ft" / "checkpoint.pt", weights_only=False)["model"]

@@ -115,7 +115,7 @@ def test_fine_tuning_on_the_fused_engine_trains_only_edges_and_follows_eager(tmp
     sc = convert(task, calibration_batch(task, 8, 0).inputs,
                  ConversionConfig(substeps=4, gate="off", rate_hz=1000.0, tau_mem_ms=50.0))
     kw = {"steps": 3, "batch": 4, "eval_every": 3, "eval_trials": 2, "substeps": (4,),
-          "checkpoint_every": 3, "rate_l2": 0.01}
+          "checkpoint_every": 3, "rate_l2": 0.01, "distill": 0.0}
     runs = {e: finetune(sc, tmp_path / e, FinetuneConfig(engine=e, **kw))
             for e in ("fused", "eager")}
     assert runs["fused"].steps == 3

@@ -36,7 +36,7 @@ def test_every_stage_draws_the_runs_task_mode(reference_run, tmp_path):
     sc = persist.spiking_for_run(reference_run, circuit, conv, 8, 0, tuned=False)
     assert task_mode_of(sc) == "reference"
     out = tmp_path / "ft"
-    finetune(sc, out, FinetuneConfig(steps=1, batch=2, eval_trials=1, eval_every=1))
+    finetune(sc, out, FinetuneConfig(steps=1, batch=2, eval_trials=1, eval_every=1, distill=0.0))
     ckpt = __import__("torch").load(out / "checkpoint.pt", weights_only=False)
     assert ckpt["task_mode"] == "reference"
     assert ckpt["sampler"]["mode"] == "reference"

@@ -85,7 +85,7 @@ FLAGS: dict[str, dict[str, Any]] = {
     "--batch": {"type": positive_int, "help": "trials per optimizer step (default %(default)s)"},
     "--distill": {"type": float, "help": "weight of the distillation term that pulls each "
                   "neuron's spike count toward the rate network's rate mapped by the conversion "
-                  "(the rate network as teacher on the same trials; default %(default)s: off)"},
+                  "(the rate network as teacher on the same trials; 0: off; default %(default)s)"},
     "--lr": {"type": float, "help": "Adam step size, relative to each weight array's RMS "
              "(default %(default)s)"},
     "--from-tuned": {"action": "store_true", "help": "continue from the run's fine-tuned "

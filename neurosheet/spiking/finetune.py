@@ -4,10 +4,12 @@ Starts from a :class:`~neurosheet.spiking.model.SpikingCircuit` (normally the co
 run's rate circuit) and trains its edge values (recurrent, input, readout) and biases with
 surrogate gradients (snntorch's ``fast_sigmoid`` through ``snn.Synaptic``) on the rate
 training's loss: masked cross-entropy of the readout at every task step (decision steps x5),
-on fresh trials of the circuit's tasks. Only the graph's edges are parameters, so a synapse
-that is not an edge is exactly zero throughout. Each batch draws its number of simulation
-steps per task step from ``substeps`` (a coarse step is cheap; mixing steps makes the circuit
-robust to the step it is later simulated with, e.g. a NIR reader's 0.1 ms). The neuron model
+on fresh trials of the circuit's tasks, plus (``distill``) a pull of every neuron's spike count
+toward the rate network's unit rate mapped by the conversion. Only the graph's edges are
+parameters, so a synapse that is not an edge is exactly zero throughout. Each batch draws its
+number of simulation steps per task step from ``substeps`` (a coarse step is cheap; mixing
+steps makes the circuit robust to the step it is later simulated with, e.g. a NIR reader's
+0.1 ms). The neuron model
 is not changed. Batches and validations run on the fused engine (:mod:`neurosheet.spiking.fused`:
 the module's map and gradient in two compiled calls) where it is compiled, else on the module.
 
@@ -64,7 +66,8 @@ class FinetuneConfig:
     when the kernel is available here (same spikes, gradients equal to rounding);
     ``distill``: weight of a distillation term that pulls each neuron's spike count per task
     step toward what the conversion maps the rate network's unit rate to (the rate network as
-    teacher, on the same trials: N targets per step instead of one label; 0: off).
+    teacher, on the same trials: N targets per step instead of one label; 0: off; default
+    1000, measured in docs/spiking.md).
     """
 
     steps: int = 1200
@@ -86,7 +89,7 @@ class FinetuneConfig:
     seed: int = 0
     threads: int | None = 1
     engine: str = "auto"
-    distill: float = 0.0
+    distill: float = 1000.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "eval_every", "eval_trials", "checkpoint_every"):
@@ -142,8 +145,8 @@ class RateTeacher:
         conv = spiking.meta.get("conversion") or {}
         r_p = spiking.meta.get("rate_percentile_global")
         if conv.get("calibration", "global") != "global" or not r_p:
-            raise NeurosheetError("distillation needs a globally calibrated conversion "
-                                  "(--calibration global)", "distill")
+            raise NeurosheetError("distillation needs a globally calibrated conversion: use "
+                                  "--calibration global, or --distill 0", "distill")
         norm = float(conv["rate_hz"]) / 1000.0 * spiking.task_dt_ms
         return cls(rate_circuit, norm / float(r_p), norm)
 
@@ -260,7 +263,8 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
     if not circuit.tasks:
         raise NeurosheetError("the spiking circuit records no tasks to fine-tune on")
     if cfg.distill and teacher is None:
-        raise NeurosheetError("distill > 0 needs the rate network as teacher", "distill")
+        raise NeurosheetError("distill > 0 needs the rate network as teacher (finetune_run "
+                              "builds it from the run; or pass distill=0)", "distill")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(out_dir)
