@@ -129,7 +129,8 @@ def test_distillation_targets_are_the_conversion_map_of_the_rate_networks_rates(
     assert counts.grad[0, 0, 0] == 0 and counts.grad[0, 0, 1] > 0 and not counts.grad[1].any()
 
 
-def test_distillation_needs_a_teacher_and_a_global_calibration(converted, tmp_path):
+def test_distillation_needs_a_teacher_and_maps_per_neuron_calibration(converted, tmp_path):
+    from neurosheet.spiking.conversion import rate_logits
     from neurosheet.spiking.persist import calibration_batch
 
     c, sc = converted
@@ -137,8 +138,17 @@ def test_distillation_needs_a_teacher_and_a_global_calibration(converted, tmp_pa
         finetune(sc, tmp_path, FinetuneConfig(steps=2, **{**TINY, "distill": 1.0}))
     per_neuron = convert(c, calibration_batch(c, 8, 0).inputs,
                          ConversionConfig(substeps=8, gate="off", calibration="neuron", **BUSY))
-    with pytest.raises(NeurosheetError, match="globally calibrated"):
-        RateTeacher.for_circuit(c, per_neuron)
+    r_p = np.asarray(per_neuron.meta["rate_percentiles"])
+    assert r_p.shape == (c.n,) and np.unique(r_p).size > 1
+    b = calibration_batch(c, 4, 2)
+    _, rates = rate_logits(c, b.inputs)
+    teacher = RateTeacher.for_circuit(c, per_neuron)
+    np.testing.assert_allclose(teacher.targets(b.inputs).double().numpy(),
+                               rates * teacher.norm / r_p, rtol=1e-5, atol=1e-6)
+    legacy = type(per_neuron)(**{**per_neuron.__dict__, "meta": {
+        k: v for k, v in per_neuron.meta.items() if k != "rate_percentiles"}})
+    with pytest.raises(NeurosheetError, match="calibration percentiles"):
+        RateTeacher.for_circuit(c, legacy)  # converted before per-neuron percentiles were kept
 
 
 def test_distillation_pulls_spike_counts_toward_the_rate_network(converted, tmp_path):
@@ -259,6 +269,18 @@ def test_finetune_cli_writes_the_circuit_every_command_uses(tmp_path, capsys):
     cont = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert cont["substeps"] == 12 and cont["train_substeps"] == [12]
     assert (tmp_path / "spiking" / "finetune-from-tuned-k12" / "start.npz").is_file()
+
+
+def test_finetune_cli_distills_by_default_also_with_per_neuron_calibration(tmp_path, capsys):
+    save_run_circuit(tmp_path, _task_circuit(seed=5))
+    argv = ["finetune", str(tmp_path), "--finetune-steps", "2", "--train-substeps", "4", "--batch",
+            "4", "--substeps", "6", "--rate-hz", "1000", "--tau-mem", "50", "--gate", "off",
+            "--calibration-trials", "8", "--calibration", "neuron", "--json"]
+    assert main(argv) == 0
+    records = [json.loads(line) for line in
+               (tmp_path / "spiking" / "finetune" / "metrics.jsonl").read_text().splitlines()]
+    terms = [r["distill"] for r in records if r["kind"] == "train"]
+    assert len(terms) == 2 and all(np.isfinite(terms)) and terms[0] > 0
 
 
 def test_continued_finetuning_starts_from_the_tuned_circuit_and_resumes_exactly(tmp_path):

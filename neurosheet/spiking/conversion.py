@@ -283,6 +283,9 @@ def convert(circuit: Circuit, calibration_inputs: np.ndarray,
         "graph_fingerprint": circuit.graph.fingerprint(),
         "task_mode": task_mode_of(circuit),
         "rate_percentile_global": r_global,
+        # per-neuron calibration: each neuron's percentile (fine-tuning's teacher maps rates
+        # with it); the global one is the scalar above
+        "rate_percentiles": r_p.tolist() if config.calibration == "neuron" else None,
         "scale_min": float(scale.min()), "scale_max": float(scale.max()),
         "kappa_per_ms": kappa,
         "gate": None if gate is None else {**asdict(gate), "passed": gate.passed},

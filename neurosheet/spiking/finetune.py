@@ -130,25 +130,30 @@ def rate_cap_penalty(counts: torch.Tensor, valid: torch.Tensor, task_dt_ms: floa
 class RateTeacher:
     """The rate network whose unit rates a fine-tuned spiking circuit is pulled toward.
 
-    The conversion maps a unit rate ``r`` to ``r / r_p * rate_hz`` spikes per second (``r_p``:
-    the calibration percentile, global calibration), so the teacher's target is that many
-    spikes per task step; ``norm`` (the count at ``r_p``) makes the penalty unit-free.
+    The conversion maps a unit rate ``r_i`` to ``r_i / r_p,i * rate_hz`` spikes per second
+    (``r_p``: the calibration percentile, one for all neurons or one per neuron), so the
+    teacher's target is that many spikes per task step; ``norm`` (the count at ``r_p``) makes
+    the penalty unit-free.
     """
 
     circuit: Any  # the run's rate Circuit
-    counts_per_rate: float
+    counts_per_rate: np.ndarray  # [N] spikes per task step per unit of rate
     norm: float
 
     @classmethod
     def for_circuit(cls, rate_circuit: Any, spiking: SpikingCircuit) -> RateTeacher:
-        """The teacher of ``spiking`` from its conversion record (global calibration only)."""
+        """The teacher of ``spiking`` from its conversion record."""
         conv = spiking.meta.get("conversion") or {}
-        r_p = spiking.meta.get("rate_percentile_global")
-        if conv.get("calibration", "global") != "global" or not r_p:
-            raise NeurosheetError("distillation needs a globally calibrated conversion: use "
-                                  "--calibration global, or --distill 0", "distill")
+        r_p = spiking.meta.get("rate_percentiles") or spiking.meta.get("rate_percentile_global")
+        if not r_p or not conv.get("rate_hz") or (
+                conv.get("calibration", "global") != "global"
+                and not spiking.meta.get("rate_percentiles")):
+            raise NeurosheetError("the spiking circuit records no calibration percentiles to "
+                                  "distill with (convert it again, or pass --distill 0)",
+                                  "distill")
         norm = float(conv["rate_hz"]) / 1000.0 * spiking.task_dt_ms
-        return cls(rate_circuit, norm / float(r_p), norm)
+        per = np.broadcast_to(np.asarray(r_p, dtype=np.float64), (spiking.n,))
+        return cls(rate_circuit, norm / per, norm)
 
     @cached_property
     def model(self) -> Any:
@@ -161,7 +166,7 @@ class RateTeacher:
         """Spikes per task step ``[T, B, N]`` the conversion maps the rate network's rates to."""
         with torch.no_grad():
             rates = self.model(torch.as_tensor(inputs, dtype=torch.float32)).rates
-        return rates * self.counts_per_rate
+        return rates * torch.as_tensor(self.counts_per_rate, dtype=rates.dtype)
 
 
 def distill_penalty(counts: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
