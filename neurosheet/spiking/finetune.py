@@ -9,9 +9,9 @@ toward the rate network's unit rate mapped by the conversion. Only the graph's e
 parameters, so a synapse that is not an edge is exactly zero throughout. Each batch draws its
 number of simulation steps per task step from ``substeps`` (a coarse step is cheap; mixing
 steps makes the circuit robust to the step it is later simulated with, e.g. a NIR reader's
-0.1 ms). The neuron model
-is not changed. Batches and validations run on the fused engine (:mod:`neurosheet.spiking.fused`:
-the module's map and gradient in two compiled calls) where it is compiled, else on the module.
+0.1 ms). The neuron model is not changed. Batches and validations run on the fused engine
+(:mod:`neurosheet.spiking.fused`: the module's map and gradient in two compiled calls) where it
+is compiled, else on the module.
 
 Everything random is a function of the seed and the step (trial sampler state in the
 checkpoint, K drawn from ``(seed, step)``), so a resumed run reproduces an uninterrupted one.
@@ -118,12 +118,16 @@ class FinetuneConfig:
             raise NeurosheetError(f"seed must be an integer in [0, 2^63), got {self.seed!r}")
 
 
+def valid_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values [T, B, N]`` over the neuron-steps of valid task steps (``valid [T, B]``)."""
+    mask = valid.to(values.dtype).unsqueeze(-1)
+    return (values * mask).sum() / (mask.sum() * values.shape[-1]).clamp_min(1.0)
+
+
 def rate_cap_penalty(counts: torch.Tensor, valid: torch.Tensor, task_dt_ms: float,
                      cap_hz: float) -> torch.Tensor:
     """Mean of ``relu(rate_hz - cap_hz)^2`` over valid neuron-steps: keeps rates off the 1/dt cap."""
-    mask = valid.to(counts.dtype).unsqueeze(-1)
-    excess = torch.relu(counts * (1000.0 / task_dt_ms) - cap_hz)
-    return (excess.square() * mask).sum() / (mask.sum() * counts.shape[-1]).clamp_min(1.0)
+    return valid_mean(torch.relu(counts * (1000.0 / task_dt_ms) - cap_hz).square(), valid)
 
 
 @dataclass(frozen=True)
@@ -137,23 +141,22 @@ class RateTeacher:
     """
 
     circuit: Any  # the run's rate Circuit
-    counts_per_rate: np.ndarray  # [N] spikes per task step per unit of rate
+    counts_per_rate: torch.Tensor  # [N] spikes per task step per unit of rate
     norm: float
 
     @classmethod
     def for_circuit(cls, rate_circuit: Any, spiking: SpikingCircuit) -> RateTeacher:
         """The teacher of ``spiking`` from its conversion record."""
         conv = spiking.meta.get("conversion") or {}
-        r_p = spiking.meta.get("rate_percentiles") or spiking.meta.get("rate_percentile_global")
-        if not r_p or not conv.get("rate_hz") or (
-                conv.get("calibration", "global") != "global"
-                and not spiking.meta.get("rate_percentiles")):
+        per_neuron = conv.get("calibration", "global") != "global"
+        r_p = spiking.meta.get("rate_percentiles" if per_neuron else "rate_percentile_global")
+        if not r_p or not conv.get("rate_hz"):
             raise NeurosheetError("the spiking circuit records no calibration percentiles to "
                                   "distill with (convert it again, or pass --distill 0)",
                                   "distill")
         norm = float(conv["rate_hz"]) / 1000.0 * spiking.task_dt_ms
-        per = np.broadcast_to(np.asarray(r_p, dtype=np.float64), (spiking.n,))
-        return cls(rate_circuit, norm / per, norm)
+        per = torch.as_tensor(np.broadcast_to(np.asarray(r_p, dtype=np.float64), (spiking.n,)))
+        return cls(rate_circuit, (norm / per).float(), norm)
 
     @cached_property
     def model(self) -> Any:
@@ -166,15 +169,13 @@ class RateTeacher:
         """Spikes per task step ``[T, B, N]`` the conversion maps the rate network's rates to."""
         with torch.no_grad():
             rates = self.model(torch.as_tensor(inputs, dtype=torch.float32)).rates
-        return rates * torch.as_tensor(self.counts_per_rate, dtype=rates.dtype)
+        return rates * self.counts_per_rate.to(rates.dtype)
 
 
 def distill_penalty(counts: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
                     norm: float) -> torch.Tensor:
     """Mean of ``((counts - target) / norm)^2`` over valid neuron-steps (task steps that count)."""
-    mask = valid.to(counts.dtype).unsqueeze(-1)
-    err = (counts - target.to(counts.dtype)) / norm
-    return (err.square() * mask).sum() / (mask.sum() * counts.shape[-1]).clamp_min(1.0)
+    return valid_mean(((counts - target.to(counts.dtype)) / norm).square(), valid)
 
 
 @dataclass(frozen=True)
@@ -345,22 +346,19 @@ def finetune(circuit: SpikingCircuit, out_dir: str | Path, config: FinetuneConfi
                             generator=gen, engine=engine)
             loss = masked_loss(res.logits, torch.as_tensor(batch.targets),
                                torch.as_tensor(batch.mask))
-            if cfg.rate_l2:
-                valid = torch.as_tensor(batch.mask > 0).unsqueeze(-1)
-                rate = res.counts / circuit.task_dt_ms  # spikes per ms
-                loss = loss + cfg.rate_l2 * (rate.square() * valid).sum() / (
-                    valid.sum() * circuit.n)
+            valid = torch.as_tensor(batch.mask > 0)  # task steps inside each trial
+            if cfg.rate_l2:  # mean squared rate in spikes per ms
+                loss = loss + cfg.rate_l2 * valid_mean(
+                    (res.counts / circuit.task_dt_ms).square(), valid)
             cap_term = None
             if cfg.rate_cap_l2:
                 cap_term = cfg.rate_cap_l2 * rate_cap_penalty(
-                    res.counts, torch.as_tensor(batch.mask > 0), circuit.task_dt_ms,
-                    cfg.rate_cap_hz)
+                    res.counts, valid, circuit.task_dt_ms, cfg.rate_cap_hz)
                 loss = loss + cap_term
             distill_term = None
             if cfg.distill and teacher is not None:
                 distill_term = cfg.distill * distill_penalty(
-                    res.counts, teacher.targets(batch.inputs).clamp(max=float(k)),
-                    torch.as_tensor(batch.mask > 0),
+                    res.counts, teacher.targets(batch.inputs).clamp(max=float(k)), valid,
                     teacher.norm)
                 loss = loss + distill_term
             value = float(loss.detach())
